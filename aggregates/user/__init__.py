@@ -1,0 +1,1 @@
+"""The user aggregate: registration, profile, notification preferences, deactivation."""

@@ -1,0 +1,1 @@
+"""The workspace aggregate: creation, renaming, membership, archiving."""

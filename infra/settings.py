@@ -1,0 +1,66 @@
+"""Typed configuration for every Nexus process, read from `NEXUS_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """One settings object per process; tests build their own with overrides."""
+
+    model_config = SettingsConfigDict(env_prefix="NEXUS_", extra="ignore")
+
+    home: Path = Field(default=PROJECT_ROOT / ".nexus", description="State, data and logs.")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Use this Kafka instead of starting one (host:port,...)."
+    )
+    database_url: str | None = Field(
+        default=None, description="Use this PostgreSQL instead of starting one."
+    )
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    postgres_port: int = 5433
+    topic_prefix: str = "nexus"
+    partitions: int = 6
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 3000
+    command_processor_health_port: int = 3101
+    projector_health_port: int = 3102
+    jwt_secret: str | None = Field(default=None, description="HS256 secret; else the home file.")
+    jwt_issuer: str = "nexus"
+    jwt_audience: str = "nexus-api"
+    max_body_bytes: int = 1024 * 1024
+    produce_timeout_ms: int = 5000
+    read_your_writes_timeout_s: float = 5.0
+    log_level: str = "info"
+
+    @property
+    def resolved_kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def jwt_secret_file(self) -> Path:
+        return self.home / "jwt-secret"
+
+    @property
+    def postgres_password_file(self) -> Path:
+        return self.home / "postgres-password"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        password = self.postgres_password_file.read_text().strip()
+        return f"postgresql://nexus:{password}@127.0.0.1:{self.postgres_port}/nexus"
+
+    def resolved_jwt_secret(self) -> str:
+        return self.jwt_secret or self.jwt_secret_file.read_text().strip()
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical topic: commands, events, outcomes, deadletter."""
+        return f"{self.topic_prefix}.{name}"

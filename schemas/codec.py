@@ -1,0 +1,86 @@
+"""Avro single-object encoding (0xC3 0x01, 8-byte CRC-64-AVRO fingerprint, body).
+
+Any Avro implementation holding the files in schemas/ can decode what this writes.
+Readers resolve every older version of a schema to the latest one of the same name.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError, validate
+
+from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
+
+MAGIC = b"\xc3\x01"
+HEADER_SIZE = len(MAGIC) + 8
+
+
+class DecodeError(Exception):
+    """A message that cannot be decoded; `reason` is a stable dead-letter code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class SchemaViolation(ValueError):
+    """A record that does not match its schema; `fields` name the offending fields."""
+
+    def __init__(self, schema: str, fields: list[str]) -> None:
+        super().__init__(f"record does not match {schema}: {', '.join(fields)}")
+        self.schema = schema
+        self.fields = fields
+
+
+class AvroCodec:
+    """Encodes records by schema name and decodes any known single-object message."""
+
+    def __init__(self, registry: SchemaRegistry | None = None) -> None:
+        self.registry = registry or default_registry()
+
+    def encode(self, name: str, record: dict[str, Any], *, check: bool = True) -> bytes:
+        schema = self.registry.latest(name)
+        if check:
+            self.validate(schema, record)
+        out = BytesIO()
+        out.write(MAGIC)
+        out.write(schema.fingerprint)
+        schemaless_writer(out, schema.parsed, record)
+        return out.getvalue()
+
+    @staticmethod
+    def validate(schema: SchemaVersion, record: dict[str, Any]) -> None:
+        try:
+            validate(record, schema.parsed, raise_errors=True)
+        except ValidationError as exc:
+            fields = sorted({str(e.field) for e in exc.errors})
+            raise SchemaViolation(schema.label, fields) from None
+
+    def writer_schema(self, payload: bytes | None) -> SchemaVersion:
+        if payload is None or len(payload) < HEADER_SIZE or payload[:2] != MAGIC:
+            raise DecodeError("not_avro", "missing the Avro single-object header 0xC3 0x01")
+        schema = self.registry.by_fingerprint(payload[2:HEADER_SIZE])
+        if schema is None:
+            fp = payload[2:HEADER_SIZE].hex()
+            raise DecodeError("unknown_fingerprint", f"no schema under schemas/ has {fp}")
+        return schema
+
+    def decode(self, payload: bytes | None) -> tuple[SchemaVersion, dict[str, Any]]:
+        """Decode to the latest version of the writer's schema name."""
+        writer = self.writer_schema(payload)
+        assert payload is not None
+        reader = self.registry.latest(writer.name)
+        body = BytesIO(payload[HEADER_SIZE:])
+        try:
+            record = schemaless_reader(body, writer.parsed, reader.parsed)
+        except Exception as exc:  # fastavro raises many types on corrupt bytes
+            raise DecodeError("corrupt_body", f"{writer.label}: {type(exc).__name__}") from None
+        if body.tell() != len(payload) - HEADER_SIZE:
+            raise DecodeError("corrupt_body", f"{writer.label}: trailing bytes after the record")
+        if not isinstance(record, dict):
+            raise DecodeError("corrupt_body", f"{writer.label}: not a record")
+        return reader, record

@@ -1,0 +1,134 @@
+"""The Python API for services: publish domain events, subscribe to them by pattern.
+
+`user` and `workspace` events are written only by the command processor, their single
+writer; services send commands for those and publish events of their own aggregates.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, Message, Producer
+
+from aggregates.registry import DECIDERS
+from infra.settings import Settings
+from schemas.codec import AvroCodec, DecodeError
+from streams.async_producer import AsyncProducer
+from streams.deadletter import dead_letter, utcnow
+from streams.kafka_config import consumer_config, producer_config
+from streams.topics import Topics
+
+log = structlog.get_logger()
+Record = dict[str, Any]
+Handler = Callable[[Record], None]
+
+
+class OwnedByCommandSide(ValueError):
+    """Events of decided aggregates come only from their command processor."""
+
+
+@dataclass(frozen=True)
+class Published:
+    event_id: str
+    partition: int
+    offset: int
+
+
+class EventBus:
+    def __init__(self, settings: Settings, *, codec: AvroCodec | None = None) -> None:
+        self.codec = codec or AvroCodec()
+        self.topics = Topics.from_settings(settings)
+        self._producer = AsyncProducer(producer_config(settings))
+
+    async def publish(
+        self,
+        type: str,
+        aggregate_id: str,
+        data: Record,
+        *,
+        aggregate_version: int = 0,
+        actor: str = "service",
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+    ) -> Published:
+        """Validate against the event's schema and return once Kafka has it durably.
+
+        aggregate_version 0 means the publisher does not version its aggregate.
+        """
+        aggregate_type = type.split(".", 1)[0]
+        if aggregate_type in DECIDERS:
+            raise OwnedByCommandSide(f"{type} events are written by the command processor")
+        record = {
+            "event_id": event_id or str(uuid.uuid4()),
+            "type": type,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "aggregate_version": aggregate_version,
+            "occurred_at": occurred_at or datetime.now(UTC),
+            "correlation_id": correlation_id or str(uuid.uuid4()),
+            "causation_id": causation_id,
+            "actor": actor,
+            "data": data,
+        }
+        message = await self._producer.send(self.topics.events, self.codec.encode(type, record), aggregate_id)
+        return Published(record["event_id"], message.partition(), message.offset())
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+class EventSubscriber:
+    """At-least-once delivery of decoded events to handlers chosen by type pattern.
+
+    Offsets are committed after the handlers ran, so a crash replays the last batch:
+    handlers must be idempotent (the event_id is stable).
+    """
+
+    def __init__(self, settings: Settings, group: str, *, codec: AvroCodec | None = None) -> None:
+        self.codec = codec or AvroCodec()
+        self.topics = Topics.from_settings(settings)
+        self.group = group
+        self._handlers: list[tuple[str, Handler]] = []
+        self._consumer = Consumer(
+            consumer_config(settings, group, **{"enable.auto.offset.store": True})
+        )
+        self._dead_letters = Producer(producer_config(settings))
+
+    def subscribe(self, pattern: str, handler: Handler) -> None:
+        self._handlers.append((pattern, handler))
+
+    def run(self, stop: threading.Event) -> None:
+        self._consumer.subscribe([self.topics.events])
+        try:
+            while not stop.is_set():
+                messages = self._consumer.consume(500, 0.1)
+                for message in messages:
+                    self._dispatch(message)
+                if messages:
+                    self._dead_letters.flush(30)
+                    self._consumer.commit(asynchronous=False)
+        finally:
+            self._consumer.close()
+
+    def _dispatch(self, message: Message) -> None:
+        if message.error() is not None:
+            log.warning("consume_error", error=str(message.error()))
+            return
+        try:
+            _, record = self.codec.decode(message.value())
+        except DecodeError as err:
+            payload = dead_letter(self.codec, message, err, self.group, utcnow())
+            self._dead_letters.produce(self.topics.deadletter, payload)
+            return
+        for pattern, handler in self._handlers:
+            if fnmatch.fnmatchcase(record["type"], pattern):
+                handler(record)

@@ -1,0 +1,106 @@
+"""The command processor: consumes commands and hands each partition's batch to its writer.
+
+Static group membership lets a restarted processor take its partitions back at once,
+instead of waiting for the dead member's session to expire.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from infra.logging import configure_logging
+from infra.settings import Settings
+from schemas.codec import AvroCodec
+from streams.deadletter import utcnow
+from streams.health import HealthServer
+from streams.kafka_config import consumer_config
+from streams.partition_writer import PartitionWriter
+from streams.topics import Topics, ensure_topics
+
+log = structlog.get_logger()
+
+
+class CommandProcessor:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        codec: AvroCodec | None = None,
+        now: Callable[[], datetime] = utcnow,
+        instance_id: str = "0",
+    ) -> None:
+        self.settings, self.codec, self.now = settings, codec or AvroCodec(), now
+        self.topics = Topics.from_settings(settings)
+        self.writers: dict[int, PartitionWriter] = {}
+        self.ready = threading.Event()
+        group = f"{settings.topic_prefix}.command-processor"
+        self.consumer = Consumer(
+            consumer_config(
+                settings,
+                group,
+                **{
+                    "group.instance.id": f"{group}.{instance_id}",
+                    "session.timeout.ms": 10000,
+                    "heartbeat.interval.ms": 1000,
+                },
+            )
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        self.consumer.subscribe(
+            [self.topics.commands], on_assign=self._assigned, on_revoke=self._revoked,
+            on_lost=self._revoked,
+        )
+        try:
+            while not stop.is_set():
+                self._step(self.consumer.consume(500, 0.05))
+        finally:
+            for writer in self.writers.values():
+                writer.close()
+            self.consumer.close()
+
+    def _step(self, messages: list[Message]) -> None:
+        batches: dict[int, list[Message]] = {}
+        for message in messages:
+            if message.error() is not None:
+                log.warning("consume_error", error=str(message.error()))
+                continue
+            batches.setdefault(message.partition(), []).append(message)
+        for partition, batch in batches.items():
+            self.writers[partition].process(batch, self.consumer)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            writer = PartitionWriter(self.settings, self.topics, tp.partition, self.codec, self.now)
+            writer.open()
+            self.writers[tp.partition] = writer
+        log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
+        self.ready.set()
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            writer = self.writers.pop(tp.partition, None)
+            if writer is not None:
+                writer.close()
+        log.info("partitions_revoked", partitions=[tp.partition for tp in partitions])
+
+
+def run(settings: Settings) -> None:
+    """Composition root of the command-processor process."""
+    configure_logging(settings.log_level, "command-processor")
+    ensure_topics(settings)
+    processor = CommandProcessor(settings)
+    health = HealthServer("127.0.0.1", settings.command_processor_health_port, processor.ready.is_set)
+    health.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("command_processor_started", commands=processor.topics.commands)
+    processor.run(stop)
+    health.stop()

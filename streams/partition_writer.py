@@ -1,0 +1,156 @@
+"""One commands partition's single writer: its transactional producer and aggregate states.
+
+Each partition has its own transactional id, so a new owner's init_transactions fences a
+zombie and aborts whatever it left open. A batch of commands becomes one transaction:
+events, outcomes, dead letters and the commands offset commit or vanish together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Counter, Histogram
+
+from infra.settings import Settings
+from schemas.codec import AvroCodec, DecodeError
+from streams.command_handling import AggregateStates, Decision, decide_command
+from streams.deadletter import dead_letter
+from streams.kafka_config import consumer_config, transactional_producer_config
+from streams.topics import Topics
+
+log = structlog.get_logger()
+COMMANDS = Counter("nexus_commands_total", "Commands decided", ["status"])
+BATCH_SECONDS = Histogram("nexus_command_batch_seconds", "One partition batch transaction")
+REBUILD_EVENTS = Counter("nexus_rebuild_events_total", "Events folded while rebuilding state")
+CONSUMER_NAME = "command-processor"
+
+
+class PartitionWriter:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Topics,
+        partition: int,
+        codec: AvroCodec,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.settings, self.topics, self.partition = settings, topics, partition
+        self.codec, self.now = codec, now
+        self.states = AggregateStates()
+        self._delivery_errors: list[KafkaError] = []
+        transactional_id = f"{settings.topic_prefix}.command-processor.{partition}"
+        self.producer = Producer(transactional_producer_config(settings, transactional_id))
+
+    def open(self) -> None:
+        self.producer.init_transactions(30)
+        self.states = rebuild_states(self.settings, self.topics.events, self.partition, self.codec)
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+    def process(self, batch: list[Message], consumer: Consumer) -> None:
+        started = time.perf_counter()
+        self.producer.begin_transaction()
+        self._delivery_errors.clear()
+        try:
+            staged = self.states.overlay()
+            decisions = [d for m in batch if (d := self._decide(m, staged)) is not None]
+            self._flush_events(decisions)
+            for decision in decisions:
+                self._produce(self.topics.outcomes, decision.command["command_id"],
+                              self.codec.encode("command.outcome", decision.outcome))
+            next_offset = TopicPartition(self.topics.commands, self.partition, batch[-1].offset() + 1)
+            self.producer.send_offsets_to_transaction([next_offset], consumer.consumer_group_metadata())
+            self.producer.commit_transaction()
+        except KafkaException as exc:
+            self._recover(exc, consumer)
+            return
+        self.states.merge(staged)
+        for decision in decisions:
+            COMMANDS.labels(status=decision.outcome["status"]).inc()
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _decide(self, message: Message, staged: AggregateStates) -> Decision | None:
+        try:
+            _, command = self.codec.decode(message.value())
+            if command.get("command_id") is None or "expected_version" not in command:
+                raise DecodeError("invalid", "not a command record")
+        except DecodeError as err:
+            log.warning("command_dead_lettered", reason=err.reason, offset=message.offset(),
+                        partition=self.partition)
+            self._produce(self.topics.deadletter, None,
+                          dead_letter(self.codec, message, err, CONSUMER_NAME, self.now()))
+            return None
+        decision = decide_command(staged, command, self.now)
+        if decision.accepted:
+            staged.set(command["aggregate_type"], command["aggregate_id"], decision.state,
+                       decision.version)
+        for event in decision.events:
+            self._produce(self.topics.events, event["aggregate_id"],
+                          self.codec.encode(event["type"], event), decision)
+        return decision
+
+    def _produce(self, topic: str, key: str | None, value: bytes, decision: Any = None) -> None:
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                self._delivery_errors.append(err)
+            elif decision is not None:
+                decision.outcome["position"] = f"{msg.partition()}-{msg.offset()}"
+
+        partition = self.partition if topic == self.topics.events else -1
+        kwargs: dict[str, Any] = {"partition": partition} if partition >= 0 else {}
+        self.producer.produce(topic, value=value, key=key, on_delivery=delivered, **kwargs)
+
+    def _flush_events(self, decisions: list[Decision]) -> None:
+        """Outcomes carry the events' offsets, so the events must be acknowledged first."""
+        if any(d.events for d in decisions) and self.producer.flush(30) > 0:
+            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "events not delivered"))
+        if self._delivery_errors:
+            raise KafkaException(self._delivery_errors[0])
+
+    def _recover(self, exc: KafkaException, consumer: Consumer) -> None:
+        """Abort and rewind to the committed offset; a fenced or fatal producer must exit."""
+        err = exc.args[0]
+        log.error("command_batch_failed", partition=self.partition, error=str(err))
+        if err.fatal():
+            raise exc
+        self.producer.abort_transaction(30)
+        self._delivery_errors.clear()
+        committed = consumer.committed([TopicPartition(self.topics.commands, self.partition)], 30)
+        offset = committed[0].offset if committed[0].offset >= 0 else 0
+        consumer.seek(TopicPartition(self.topics.commands, self.partition, offset))
+
+
+def rebuild_states(settings: Settings, topic: str, partition: int, codec: AvroCodec) -> AggregateStates:
+    """Fold the committed events of one partition, from offset 0 to its end."""
+    states = AggregateStates()
+    group = f"{settings.topic_prefix}.rebuild"
+    reader = Consumer(consumer_config(settings, group, **{"enable.partition.eof": False}))
+    try:
+        low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), 30)
+        reader.assign([TopicPartition(topic, partition, low)])
+        position = low
+        while position < high:
+            for message in reader.consume(1000, 1.0):
+                if message.error() is None:
+                    _fold(states, codec, message)
+            position = reader.position([TopicPartition(topic, partition)])[0].offset
+            position = max(position, low)
+    finally:
+        reader.close()
+    log.info("partition_rebuilt", partition=partition, aggregates=len(states.states), end=high)
+    return states
+
+
+def _fold(states: AggregateStates, codec: AvroCodec, message: Message) -> None:
+    try:
+        _, record = codec.decode(message.value())
+    except DecodeError:
+        return  # the projector dead-letters foreign events; state is built from ours
+    states.apply(record)
+    REBUILD_EVENTS.inc()

@@ -1,0 +1,55 @@
+"""The platform's topics, created idempotently with the settings' partition count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from infra.settings import Settings
+from streams.kafka_config import admin_config
+
+# Commands and events share a partition count so that command partition p owns event partition p.
+LOGICAL_TOPICS = ("commands", "events", "outcomes", "deadletter")
+FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+@dataclass(frozen=True)
+class Topics:
+    commands: str
+    events: str
+    outcomes: str
+    deadletter: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(*(settings.topic(name) for name in LOGICAL_TOPICS))
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
+    """Create missing topics; refuse to run if commands and events disagree on partitions."""
+    topics = Topics.from_settings(settings)
+    admin = AdminClient(admin_config(settings))
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = [
+        NewTopic(name, num_partitions=settings.partitions, replication_factor=1, config=FOREVER)
+        for name in (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+        if name not in existing
+    ]
+    if wanted:
+        for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+    _check_copartitioned(admin, topics, timeout)
+    return topics
+
+
+def _check_copartitioned(admin: AdminClient, topics: Topics, timeout: float) -> None:
+    meta = admin.list_topics(timeout=timeout).topics
+    counts = {name: len(meta[name].partitions) for name in (topics.commands, topics.events)}
+    if len(set(counts.values())) != 1:
+        raise RuntimeError(f"commands and events topics must have equal partitions: {counts}")
