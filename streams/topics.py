@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -44,8 +45,28 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
             except KafkaException as exc:
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+    _wait_for_leaders(admin, topics, timeout)
     _check_copartitioned(admin, topics, timeout)
     return topics
+
+
+def _wait_for_leaders(admin: AdminClient, topics: Topics, timeout: float) -> None:
+    """A just-created partition answers NOT_LEADER until its leader is elected."""
+    deadline = time.monotonic() + timeout
+    names = (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+    while True:
+        meta = admin.list_topics(timeout=timeout).topics
+        pending = [
+            f"{name}/{p.id}"
+            for name in names
+            for p in (meta[name].partitions.values() if name in meta else [])
+            if p.leader < 0 or p.error is not None
+        ]
+        if not pending and all(name in meta for name in names):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"partitions without a leader: {pending[:5]}")
+        time.sleep(0.1)
 
 
 def _check_copartitioned(admin: AdminClient, topics: Topics, timeout: float) -> None:

@@ -1,0 +1,118 @@
+"""The gateway's composition root: wires real adapters into a Starlette app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.auth import TokenVerifier
+from gateway.commands import command_routes
+from gateway.dispatch import CommandDispatcher
+from gateway.middleware import RequestContext
+from gateway.outcomes import OutcomeListener
+from gateway.problems import Problem, problem_response
+from gateway.queries import query_routes
+from gateway.services import Services
+from infra.settings import Settings
+from schemas.codec import AvroCodec
+from schemas.registry import default_registry
+from streams.async_producer import AsyncProducer
+from streams.kafka_config import producer_config
+
+
+async def start_services(settings: Settings) -> Services:
+    codec = AvroCodec(default_registry())
+    listener = OutcomeListener(settings, codec, asyncio.get_running_loop())
+    listener.start()
+    producer = AsyncProducer(producer_config(settings))
+    pool = AsyncConnectionPool(settings.resolved_database_url, min_size=2, max_size=10, open=False)
+    await pool.open(wait=False)
+    verifier = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
+    dispatcher = CommandDispatcher(producer, codec, listener, settings.topic("commands"))
+    return Services(settings, codec.registry, verifier, producer, listener, dispatcher, pool)
+
+
+async def stop_services(services: Services) -> None:
+    services.listener.stop()
+    await asyncio.to_thread(services.producer.close)
+    await services.pool.close()
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.state.services
+    checks = {
+        "kafka": await asyncio.to_thread(services.producer.reachable, 1.0),
+        "outcomes": services.listener.ready.is_set(),
+        "postgres": await _postgres_ok(services.pool),
+    }
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return JSONResponse(body, 200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _postgres_ok(pool: AsyncConnectionPool) -> bool:
+    try:
+        async with pool.connection(timeout=1.0) as conn:
+            await conn.execute("SELECT 1")
+    except Exception:  # any failure means not ready
+        return False
+    return True
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request.url.path)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    problem = Problem(exc.status_code, "http-" + str(exc.status_code), exc.detail,
+                      headers=dict(exc.headers or {}))
+    return problem_response(problem, request.url.path)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return problem_response(Problem(500, "internal", "unexpected error"), request.url.path)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        services = await start_services(settings)
+        try:
+            yield {"services": services}
+        finally:
+            await stop_services(services)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        *command_routes(),
+        *query_routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={Problem: _problem, HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,116 @@
+"""Command endpoints, declared as data: each route names its command and where its id is."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.body import command_data, read_json
+from gateway.dispatch import checked_id, command_record, expected_version, requested_wait
+from gateway.outcomes import Outcome
+from gateway.problems import Problem
+from gateway.services import Services
+
+REJECTION_STATUS = {"conflict": 409, "invalid": 422, "not_found": 404, "precondition": 412}
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    path: str
+    method: str
+    command: str
+    aggregate_type: str
+    id_param: str | None = None  # None: a create, the id comes from the body or is new
+    body_id: str | None = None  # body field that may carry a client-chosen id on create
+    path_data: tuple[str, ...] = ()  # path parameters that are also command data
+    body_optional: bool = False
+
+    @property
+    def scope(self) -> str:
+        return f"{self.aggregate_type}s:write"
+
+
+COMMAND_ROUTES = (
+    CommandRoute("/api/v1/users", "POST", "RegisterUser", "user", body_id="user_id"),
+    CommandRoute("/api/v1/users/{id}", "PATCH", "UpdateUserProfile", "user", "id"),
+    CommandRoute("/api/v1/users/{id}/preferences", "PUT", "SetNotificationPreferences", "user", "id"),
+    CommandRoute("/api/v1/users/{id}/deactivate", "POST", "DeactivateUser", "user", "id",
+                 body_optional=True),
+    CommandRoute("/api/v1/workspaces", "POST", "CreateWorkspace", "workspace",
+                 body_id="workspace_id"),
+    CommandRoute("/api/v1/workspaces/{id}", "PATCH", "RenameWorkspace", "workspace", "id"),
+    CommandRoute("/api/v1/workspaces/{id}/members", "POST", "AddWorkspaceMember", "workspace", "id"),
+    CommandRoute("/api/v1/workspaces/{id}/members/{user_id}", "DELETE", "RemoveWorkspaceMember",
+                 "workspace", "id", path_data=("user_id",), body_optional=True),
+    CommandRoute("/api/v1/workspaces/{id}/archive", "POST", "ArchiveWorkspace", "workspace", "id",
+                 body_optional=True),
+)
+
+
+def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        services: Services = request.state.services
+        principal = services.verifier.principal(request.headers.get("authorization"))
+        principal.require(spec.scope)
+        body = await read_json(request, services.settings.max_body_bytes, optional=spec.body_optional)
+        aggregate_id, body = _aggregate_id(spec, request, body, principal.subject)
+        record = command_record(
+            spec.command, spec.aggregate_type, aggregate_id,
+            command_data(services.registry, spec.command, body),
+            actor=principal.subject,
+            expected_version=expected_version(request.headers.get("if-match")),
+            correlation_id=request.state.correlation_id,
+        )
+        wait = requested_wait(request.headers.get("prefer"))
+        outcome = await services.dispatcher.dispatch(record, wait)
+        return _answer(spec, record, outcome, wait)
+
+    handle.__name__ = spec.command  # names the route in metrics and logs
+    return handle
+
+
+def _aggregate_id(
+    spec: CommandRoute, request: Request, body: Any, subject: str
+) -> tuple[str, Any]:
+    if isinstance(body, dict):
+        body = dict(body)
+        for name in spec.path_data:
+            body[name] = request.path_params[name]
+        if spec.command == "CreateWorkspace":
+            body.setdefault("owner_id", subject)
+    if spec.id_param is not None:
+        return checked_id(request.path_params[spec.id_param], f"path:{spec.id_param}"), body
+    chosen = body.pop(spec.body_id, None) if isinstance(body, dict) and spec.body_id else None
+    if chosen is None:
+        return str(uuid.uuid4()), body
+    return checked_id(chosen, f"/{spec.body_id}"), body
+
+
+def _answer(
+    spec: CommandRoute, record: dict[str, Any], outcome: Outcome | None, wait: float | None
+) -> Response:
+    command_id, aggregate_id = record["command_id"], record["aggregate_id"]
+    if outcome is None:
+        body = {"command_id": command_id, "aggregate_id": aggregate_id, "status": "pending"}
+        return JSONResponse(body, 202, headers={"Location": f"/api/v1/commands/{command_id}"})
+    if outcome["status"] == "rejected":
+        status = REJECTION_STATUS.get(outcome["error_kind"] or "", 422)
+        raise Problem(status, outcome["error_code"], outcome["error_message"],
+                      command_id=command_id, aggregate_id=aggregate_id)
+    headers = {"ETag": f'"{outcome["version"]}"', "Preference-Applied": f"wait={wait:g}"}
+    created = spec.id_param is None
+    if created:
+        headers["Location"] = f"/api/v1/{spec.aggregate_type}s/{aggregate_id}"
+    body = {"command_id": command_id, "aggregate_id": aggregate_id, "status": "accepted",
+            "version": outcome["version"], "position": outcome["position"]}
+    return JSONResponse(body, 201 if created else 200, headers=headers)
+
+
+def command_routes() -> list[Route]:
+    return [Route(s.path, endpoint(s), methods=[s.method]) for s in COMMAND_ROUTES]

@@ -1,0 +1,115 @@
+"""Query endpoints: they read only projections, optionally after a command's position."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.problems import Problem
+from gateway.services import Services
+from projections import queries
+
+_POSITION = re.compile(r"^(\d+)-(\d+)$")
+POLL_SECONDS = 0.01
+
+
+async def get_user(request: Request) -> Response:
+    services = _authorized(request, "users:read")
+    await _after(request, services, ["users", "memberships"])
+    async with services.pool.connection() as conn:
+        user = await queries.get_user(conn, request.path_params["id"])
+    return _found(user, "user", request.path_params["id"])
+
+
+async def list_users(request: Request) -> Response:
+    services = _authorized(request, "users:read")
+    await _after(request, services, ["users", "memberships"])
+    limit = _limit(request.query_params.get("limit"))
+    cursor = request.query_params.get("cursor")
+    async with services.pool.connection() as conn:
+        items = await queries.list_users(
+            conn, workspace_id=request.query_params.get("workspace_id"), limit=limit, after=cursor
+        )
+    next_cursor = items[-1]["user_id"] if len(items) == limit else None
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+async def get_workspace(request: Request) -> Response:
+    services = _authorized(request, "workspaces:read")
+    await _after(request, services, ["workspaces", "memberships"])
+    async with services.pool.connection() as conn:
+        workspace = await queries.get_workspace(conn, request.path_params["id"])
+    return _found(workspace, "workspace", request.path_params["id"])
+
+
+async def get_command(request: Request) -> Response:
+    services = _authorized(request, "commands:read")
+    command_id = request.path_params["id"]
+    outcome = services.listener.recent(command_id)
+    if outcome is None:
+        async with services.pool.connection() as conn:
+            outcome = await queries.get_command_outcome(conn, command_id)
+    if outcome is None:
+        raise Problem(404, "command-unknown",
+                      f"no outcome for {command_id} yet: unknown, or not yet processed")
+    return JSONResponse(_jsonable(outcome))
+
+
+def _authorized(request: Request, scope: str) -> Services:
+    services: Services = request.state.services
+    services.verifier.principal(request.headers.get("authorization")).require(scope)
+    return services
+
+
+async def _after(request: Request, services: Services, projections: list[str]) -> None:
+    """Read-your-writes: wait, bounded, until the projections passed the given position."""
+    after = request.query_params.get("after")
+    if after is None:
+        return
+    match = _POSITION.match(after)
+    if match is None:
+        raise Problem(400, "invalid-position", "after must be a position such as 3-1542")
+    partition, offset = int(match.group(1)), int(match.group(2))
+    topic = services.settings.topic("events")
+    deadline = time.monotonic() + services.settings.read_your_writes_timeout_s
+    while True:
+        async with services.pool.connection() as conn:
+            if await queries.caught_up(conn, projections, topic, partition, offset):
+                return
+        if time.monotonic() > deadline:
+            raise Problem(503, "projection-lagging", f"projections have not reached {after} yet",
+                          headers={"Retry-After": "1"})
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise Problem(400, "invalid-limit", "limit must be an integer from 1 to 500")
+    return int(raw)
+
+
+def _found(row: dict[str, Any] | None, kind: str, ident: str) -> Response:
+    if row is None:
+        raise Problem(404, f"{kind}-not-found", f"no {kind} {ident}")
+    return JSONResponse(row, headers={"ETag": f'"{row["version"]}"'})
+
+
+def _jsonable(outcome: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in outcome.items()}
+
+
+def query_routes() -> list[Route]:
+    return [
+        Route("/api/v1/users", list_users, methods=["GET"]),
+        Route("/api/v1/users/{id}", get_user, methods=["GET"]),
+        Route("/api/v1/workspaces/{id}", get_workspace, methods=["GET"]),
+        Route("/api/v1/commands/{id}", get_command, methods=["GET"]),
+    ]

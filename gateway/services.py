@@ -1,0 +1,25 @@
+"""What the gateway's endpoints use, built once by the composition root (gateway.app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from gateway.auth import TokenVerifier
+from gateway.dispatch import CommandDispatcher
+from gateway.outcomes import OutcomeListener
+from infra.settings import Settings
+from schemas.registry import SchemaRegistry
+from streams.async_producer import AsyncProducer
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: SchemaRegistry
+    verifier: TokenVerifier
+    producer: AsyncProducer
+    listener: OutcomeListener
+    dispatcher: CommandDispatcher
+    pool: AsyncConnectionPool

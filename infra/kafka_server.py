@@ -1,0 +1,188 @@
+"""A single-node KRaft Kafka broker run from Maven Central jars, for `nexus up` and the tests."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.processes import DetachedProcess, ProcessError, apt_install, tail
+from infra.settings import Settings
+
+KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
+POM = KAFKA_DIR / "pom.xml"
+LOG4J_CONFIG = KAFKA_DIR / "log4j2.yaml"
+BROKER_JAR_GLOB = "kafka_2.13-*.jar"
+
+
+def kafka_jars_dir(settings: Settings) -> Path:
+    """Where the broker jars are (or will be): `$KAFKA_HOME/libs` or `<home>/kafka/jars`."""
+    if kafka_home := os.environ.get("KAFKA_HOME"):
+        return Path(kafka_home) / "libs"
+    return settings.home / "kafka" / "jars"
+
+
+def ensure_kafka_jars(settings: Settings) -> Path:
+    """The broker jar folder, fetched once from Maven Central with infra/kafka/pom.xml."""
+    jars = kafka_jars_dir(settings)
+    if os.environ.get("KAFKA_HOME") or any(jars.glob(BROKER_JAR_GLOB)):
+        return jars
+    ensure_java_and_maven()
+    _download_jars(jars)
+    return jars
+
+
+def _download_jars(jars: Path) -> None:
+    jars.parent.mkdir(parents=True, exist_ok=True)
+    # A private staging dir, renamed into place: a half-finished download never looks
+    # complete, and two concurrent first runs (say, two pytest sessions) do not collide.
+    staging = Path(tempfile.mkdtemp(prefix=f"{jars.name}.partial-", dir=jars.parent))
+    staging.chmod(0o755)
+    argv = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+    ]  # fmt: skip
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0 or not any(staging.glob(BROKER_JAR_GLOB)):
+        shutil.rmtree(staging, ignore_errors=True)
+        output = (result.stdout + result.stderr)[-3000:]
+        raise ProcessError(f"fetching Kafka jars with Maven failed:\n{output}")
+    if jars.exists() and not any(jars.glob(BROKER_JAR_GLOB)):
+        shutil.rmtree(jars)
+    try:
+        staging.rename(jars)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def ensure_java_and_maven() -> None:
+    if not (shutil.which("java") and shutil.which("mvn")):
+        apt_install(["openjdk-17-jre-headless", "maven"])
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID, base64url-encoded without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+@dataclass
+class KafkaServer:
+    """One broker+controller process; its data dir holds the config, cluster id and logs."""
+
+    jars: Path
+    data_dir: Path
+    port: int
+    controller_port: int
+    log_file: Path
+    pid_file: Path | None = None
+    heap: str = "768m"
+    _process: DetachedProcess = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        argv = [
+            "java", f"-Xmx{self.heap}", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp", f"{self.jars}/*", "kafka.Kafka", str(self.properties_file),
+        ]  # fmt: skip
+        pid_file = self.pid_file or self.data_dir / "kafka.pid"
+        self._process = DetachedProcess("kafka", argv, pid_file, self.log_file)
+
+    @property
+    def name(self) -> str:
+        return "kafka"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    def pid(self) -> int | None:
+        return self._process.pid()
+
+    def start(self) -> None:
+        """Configure, format once, and launch the broker unless it already runs."""
+        if self.pid() is not None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_file.write_text(self.server_properties())
+        if not (self.log_dir / "meta.properties").exists():
+            self._format_storage()
+        self._process.start()
+
+    def server_properties(self) -> str:
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.log_dir),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "10",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "min.insync.replicas": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "false",
+            # Events are the source of truth: never expire them.
+            "log.retention.ms": "-1",
+            "log.retention.bytes": "-1",
+        }
+        return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+    def _format_storage(self) -> None:
+        id_file = self.data_dir / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id() + "\n")
+        argv = [
+            "java", "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp", f"{self.jars}/*", "kafka.tools.StorageTool", "format",
+            "-t", id_file.read_text().strip(), "-c", str(self.properties_file),
+        ]  # fmt: skip
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ProcessError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until the broker answers a metadata request; fail early if it died."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin.list_topics(timeout=1)
+                return
+            except Exception as exc:  # KafkaException until the listener is up
+                if self.pid() is None:
+                    raise ProcessError(self._failure("exited", exc)) from exc
+                if time.monotonic() > deadline:
+                    raise ProcessError(self._failure(f"not ready after {timeout}s", exc)) from exc
+            time.sleep(0.2)
+
+    def _failure(self, what: str, exc: Exception) -> str:
+        return f"Kafka {what} ({exc}); see {self.log_file}:\n{tail(self.log_file)}"
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Controlled shutdown (SIGTERM), SIGKILL after `timeout`; True if it was running."""
+        return self._process.stop(timeout)

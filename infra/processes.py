@@ -1,0 +1,196 @@
+"""Process plumbing: detached processes tracked by pid files, and the system packages they need.
+
+A detached process runs in its own session with stdout and stderr appended to a log file, so it
+outlives the `nexus up` that started it and `nexus down` can stop its whole process group.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ProcessError(RuntimeError):
+    """A managed process could not be installed, started or stopped."""
+
+
+@dataclass
+class DetachedProcess:
+    """One long-running program, identified by its pid file and its command line."""
+
+    name: str
+    argv: Sequence[str]
+    pid_file: Path
+    log_file: Path
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    _popen: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def pid(self) -> int | None:
+        """The pid of the live process, or None (a stale pid file counts as not running)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if is_alive(pid) and _cmdline_matches(pid, self.argv) else None
+
+    def start(self) -> int:
+        """Start the program unless it already runs; returns its pid either way."""
+        if (pid := self.pid()) is not None:
+            return pid
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self._popen = subprocess.Popen(
+                list(self.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(self.env) if self.env is not None else None,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(f"{self._popen.pid}\n")
+        return self._popen.pid
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        """SIGTERM the process group, then SIGKILL after `timeout`; True if it was running."""
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, timeout)
+        if self._popen is not None:
+            self._popen.wait()
+            self._popen = None
+        self.pid_file.unlink(missing_ok=True)
+        return pid is not None
+
+
+def is_alive(pid: int) -> bool:
+    """True when `pid` exists and is not a zombie; reaps it if it is our exited child."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _cmdline_matches(pid: int, argv: Sequence[str]) -> bool:
+    # Guards against a recycled pid: scripts run through their interpreter, so only the
+    # arguments after argv[0] are compared, as the tail of the live command line.
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    live = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    tail = list(argv[1:])
+    return live[-len(tail) :] == tail if tail else bool(live)
+
+
+def terminate(pid: int, timeout: float) -> None:
+    """Stop `pid` (and its process group when it leads one): SIGTERM, wait, then SIGKILL."""
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return
+        time.sleep(0.1)
+    _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+
+
+def ensure_secret_file(path: Path, nbytes: int = 32) -> str:
+    """The secret in `path`, first writing a random URL-safe one (mode 0600) if it is absent."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(nbytes) + "\n")
+    return path.read_text().strip()
+
+
+@functools.cache
+def _apt_update() -> None:
+    _run_apt(["apt-get", "update"])
+
+
+def apt_install(packages: Sequence[str]) -> None:
+    """Install Debian packages (running `apt-get update` once per process first)."""
+    if os.geteuid() != 0:
+        raise ProcessError(
+            f"{' '.join(packages)} missing; install them as root: apt-get install -y "
+            + " ".join(packages)
+        )
+    _apt_update()
+    _run_apt(["apt-get", "install", "-y", *packages])
+
+
+def _run_apt(argv: list[str]) -> None:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    result = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).decode(errors="replace")[-3000:]
+        raise ProcessError(f"`{' '.join(argv)}` failed ({result.returncode}):\n{output}")
+
+
+def compose_command() -> list[str] | None:
+    """The installed Docker Compose implementation (`docker compose` or `docker-compose`)."""
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def ensure_compose() -> list[str]:
+    """Install Debian's docker-compose when no Compose implementation is present."""
+    command = compose_command()
+    if command is None:
+        apt_install(["docker-compose"])
+        command = compose_command()
+    if command is None:
+        raise ProcessError("docker-compose installed but still not found on PATH")
+    return command

@@ -1,0 +1,139 @@
+"""Detached processes, service declarations and the `nexus` CLI's process commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.cli import build_parser, main
+from infra.processes import DetachedProcess, ProcessError, free_port
+from infra.services import AppProcess, Service, all_services
+from infra.settings import Settings
+
+SLEEPER = "import time; time.sleep(60)"
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+READY_SERVER = """
+import http.server, sys
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/readyz" else 404)
+        self.end_headers()
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
+"""
+
+
+def _process(tmp_path: Path, code: str, name: str = "sleeper") -> DetachedProcess:
+    argv = [sys.executable, "-c", code, name]
+    return DetachedProcess(name, argv, tmp_path / f"{name}.pid", tmp_path / f"{name}.log")
+
+
+def test_start_is_idempotent_and_stop_terminates(tmp_path: Path) -> None:
+    process = _process(tmp_path, SLEEPER)
+    pid = process.start()
+
+    assert process.start() == pid
+    assert process.pid() == pid
+    assert process.stop(timeout=5) is True
+    assert process.pid() is None
+    assert not process.pid_file.exists()
+    assert process.stop(timeout=5) is False
+
+
+def test_a_pid_file_naming_another_program_counts_as_stopped(tmp_path: Path) -> None:
+    process = _process(tmp_path, SLEEPER)
+    process.pid_file.write_text(f"{os.getpid()}\n")
+
+    assert process.pid() is None
+    pid = process.start()
+    try:
+        assert pid != os.getpid()
+    finally:
+        process.stop(timeout=5)
+
+
+def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
+    process = _process(tmp_path, STUBBORN, name="stubborn")
+    process.start()
+
+    assert process.stop(timeout=0.5) is True
+    assert process.pid() is None
+
+
+def test_app_process_is_ready_when_its_health_url_answers(tmp_path: Path) -> None:
+    port = free_port()
+    argv = (sys.executable, "-c", READY_SERVER, str(port))
+    app = AppProcess(Service("web", argv, port, f"http://127.0.0.1:{port}/readyz"), tmp_path)
+    app.start()
+    try:
+        app.wait_ready(timeout=20)
+        assert (tmp_path / "run" / "web.pid").exists()
+    finally:
+        app.stop(timeout=5)
+
+
+def test_app_process_that_exits_names_its_log_file(tmp_path: Path) -> None:
+    argv = (sys.executable, "-c", "print('boom'); raise SystemExit(3)", "crasher")
+    app = AppProcess(Service("crasher", argv, 1, "http://127.0.0.1:1/readyz"), tmp_path)
+    app.start()
+
+    with pytest.raises(ProcessError, match=r"crasher exited.*crasher\.log") as failure:
+        app.wait_ready(timeout=20)
+    assert "boom" in str(failure.value)
+    app.stop(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def _no_external_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEXUS_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("NEXUS_DATABASE_URL", raising=False)
+
+
+def test_services_leave_out_external_infrastructure(tmp_path: Path) -> None:
+    local = Settings(home=tmp_path)
+    external = Settings(home=tmp_path, kafka_bootstrap="k:9092", database_url="postgresql://x")
+
+    assert [s.name for s in all_services(local)] == [
+        "kafka",
+        "postgres",
+        "command-processor",
+        "projector",
+        "gateway",
+    ]
+    assert [s.name for s in all_services(external)] == ["command-processor", "projector", "gateway"]
+
+
+def test_status_lists_every_service_as_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path))
+
+    assert main(["status"]) == 3
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["SERVICE", "STATE", "PID", "PORT", "LAG"]
+    assert {line.split()[0]: line.split()[1] for line in lines[1:]} == {
+        "kafka": "down",
+        "postgres": "down",
+        "command-processor": "down",
+        "projector": "down",
+        "gateway": "down",
+    }
+
+
+def test_logs_rejects_an_unknown_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path))
+
+    assert main(["logs", "nope"]) == 2
+    assert "unknown service 'nope'" in capsys.readouterr().err
+
+
+def test_every_subcommand_parses() -> None:
+    parser = build_parser()
+
+    for argv in (["up"], ["down"], ["status"], ["logs", "gateway", "-f"], ["run", "projector"]):
+        assert parser.parse_args(argv).command == argv[0]

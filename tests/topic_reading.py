@@ -1,0 +1,51 @@
+"""Test helper: read a whole topic as decoded records, the way any consumer would."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from infra.settings import Settings
+from schemas.codec import AvroCodec
+from streams.kafka_config import consumer_config
+
+
+@dataclass(frozen=True)
+class Stored:
+    partition: int
+    offset: int
+    key: bytes | None
+    record: dict[str, Any]
+
+
+def read_topic(settings: Settings, topic: str, *, isolation: str = "read_committed") -> list[Stored]:
+    """Every message of `topic` up to its current end, decoded, in partition/offset order."""
+    codec = AvroCodec()
+    consumer = Consumer(
+        consumer_config(settings, f"reader-{uuid.uuid4().hex}", **{"isolation.level": isolation})
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        found: list[Stored] = []
+        for partition in partitions:
+            found.extend(_read_partition(consumer, codec, topic, partition))
+        return found
+    finally:
+        consumer.close()
+
+
+def _read_partition(consumer: Consumer, codec: AvroCodec, topic: str, partition: int) -> list[Stored]:
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+    consumer.assign([TopicPartition(topic, partition, low)])
+    out: list[Stored] = []
+    position = low
+    while position < high:
+        for message in consumer.consume(1000, 1.0):
+            if message.error() is None:
+                _, record = codec.decode(message.value())
+                out.append(Stored(partition, message.offset(), message.key(), record))
+        position = max(consumer.position([TopicPartition(topic, partition)])[0].offset, low)
+    return out
