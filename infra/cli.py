@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from infra import cli_tools as tools
 from infra.kafka_server import ensure_kafka_jars
 from infra.postgres_server import ensure_postgres_installed
 from infra.processes import ProcessError, ensure_compose, ensure_secret_file
@@ -200,6 +201,15 @@ SUBCOMMANDS: list[Subcommand] = [
     Subcommand(
         "install", "install Java, Maven, the Kafka jars and PostgreSQL", install, _install_arguments
     ),
+    Subcommand("token", "print a signed JWT for local use", tools.token, tools.token_arguments),
+    Subcommand("topics", "list the platform's topics and message counts", tools.topics),
+    Subcommand("publish", "publish one event through the EventBus", tools.publish,
+               tools.publish_arguments),
+    Subcommand("tail", "print a topic's messages as JSON lines", tools.tail, tools.tail_arguments),
+    Subcommand("replay", "rebuild a projection from offset 0 and swap it in", tools.replay,
+               tools.replay_arguments),
+    Subcommand("schemas", "check schema compatibility or list schemas", tools.schemas,
+               tools.schemas_arguments),
 ]
 
 

@@ -14,6 +14,7 @@ import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -151,9 +152,9 @@ def database_url(server_url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-@pytest.fixture
-def settings(kafka_bootstrap: str, pg_admin_url: str, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for one test: its own database `t_<hex>`, topic prefix `t<hex>` and home."""
+@contextmanager
+def isolated_settings(kafka_bootstrap: str, pg_admin_url: str, home: Path) -> Iterator[Settings]:
+    """Settings with their own database `t_<hex>`, topic prefix `t<hex>` and home."""
     hexid = uuid.uuid4().hex
     database = f"t_{hexid}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
@@ -162,7 +163,7 @@ def settings(kafka_bootstrap: str, pg_admin_url: str, tmp_path: Path) -> Iterato
         kafka_bootstrap=kafka_bootstrap,
         database_url=database_url(pg_admin_url, database),
         topic_prefix=f"t{hexid}",
-        home=tmp_path,
+        home=home,
         jwt_secret=f"test-secret-{hexid}",
     )
     try:
@@ -170,3 +171,19 @@ def settings(kafka_bootstrap: str, pg_admin_url: str, tmp_path: Path) -> Iterato
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     except psycopg.Error:
         pass  # best effort: a leftover test database harms nothing
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, pg_admin_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one test: its own database, topic prefix and home."""
+    with isolated_settings(kafka_bootstrap, pg_admin_url, tmp_path) as isolated:
+        yield isolated
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    kafka_bootstrap: str, pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Like `settings`, shared by one module's tests (for a whole running stack)."""
+    with isolated_settings(kafka_bootstrap, pg_admin_url, tmp_path_factory.mktemp("stack")) as s:
+        yield s

@@ -1,0 +1,163 @@
+"""`nexus` subcommands for operators: token, topics, publish, tail, replay, schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+import uuid
+from datetime import datetime
+from typing import Any
+
+from infra.settings import Settings
+
+LOGICAL = ("commands", "events", "outcomes", "deadletter")
+
+
+def token(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.auth import DEFAULT_SCOPES, TokenVerifier
+
+    verifier = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
+    print(verifier.issue(args.sub, args.scope or list(DEFAULT_SCOPES), args.ttl))
+    return 0
+
+
+def token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sub", required=True, help="the token's subject (who acts)")
+    parser.add_argument("--scope", action="append", help="a scope; repeat for more (default: all)")
+    parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+
+
+def topics(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.kafka_config import consumer_config
+
+    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.cli"))
+    try:
+        print(f"{'TOPIC':<32} {'PARTITIONS':>10} {'MESSAGES':>10}")
+        for name in (settings.topic(t) for t in LOGICAL):
+            meta = consumer.list_topics(name, timeout=10).topics[name]
+            if meta.error is not None:
+                print(f"{name:<32} {'missing':>10}")
+                continue
+            marks = [consumer.get_watermark_offsets(TopicPartition(name, p), 10) for p in meta.partitions]
+            print(f"{name:<32} {len(marks):>10} {sum(h - lo for lo, h in marks):>10}")
+    finally:
+        consumer.close()
+    return 0
+
+
+def publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.bus import EventBus
+
+    async def send() -> None:
+        bus = EventBus(settings)
+        try:
+            sent = await bus.publish(args.type, args.aggregate_id, json.loads(args.data),
+                                     actor=args.actor)
+            print(json.dumps({"event_id": sent.event_id, "position": f"{sent.partition}-{sent.offset}"}))
+        finally:
+            bus.close()
+
+    asyncio.run(send())
+    return 0
+
+
+def publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("type", help="event type with a schema under schemas/events/")
+    parser.add_argument("aggregate_id")
+    parser.add_argument("data", help="the event's data as JSON")
+    parser.add_argument("--actor", default="cli")
+
+
+def tail(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    from schemas.codec import AvroCodec, DecodeError
+    from streams.kafka_config import consumer_config
+
+    name = settings.topic(args.topic) if args.topic in LOGICAL else args.topic
+    codec = AvroCodec()
+    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.tail.{uuid.uuid4()}"))
+    start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+    partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
+    consumer.assign([TopicPartition(name, p, start) for p in partitions])
+    printed, idle = 0, 0.0
+    try:
+        while args.max is None or printed < args.max:
+            message = consumer.poll(0.5)
+            if message is None:
+                idle += 0.5
+                if args.idle_exit is not None and idle >= args.idle_exit:
+                    break
+                continue
+            idle = 0.0
+            if message.error() is not None:
+                continue
+            where = {"partition": message.partition(), "offset": message.offset()}
+            try:
+                schema, record = codec.decode(message.value())
+                line = {**where, "schema": schema.label, "record": record}
+            except DecodeError as err:
+                line = {**where, "undecodable": err.reason, "detail": err.detail}
+            print(json.dumps(line, default=_json_default), flush=True)
+            printed += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return 0
+
+
+def tail_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", help=f"{', '.join(LOGICAL)} or a full topic name")
+    parser.add_argument("--from-beginning", action="store_true")
+    parser.add_argument("--max", type=int, help="stop after this many messages")
+    parser.add_argument("--idle-exit", type=float, help="stop after this many idle seconds")
+
+
+def replay(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.replay import replay as rebuild
+
+    results = rebuild(settings, args.projection, progress=not args.quiet)
+    for result in results if isinstance(results, list) else [results]:
+        print(json.dumps(result.__dict__, default=_json_default))
+    return 0
+
+
+def replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("projection", help="users, workspaces, memberships, command_outcomes or all")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.compatibility import check_registry
+    from schemas.registry import default_registry
+
+    registry = default_registry()
+    if args.action == "list":
+        for name in registry.names():
+            latest = registry.latest(name)
+            print(f"{latest.kind:<9} {name:<32} v{latest.version}  {latest.fingerprint.hex()}")
+        return 0
+    problems = check_registry(registry)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    count = sum(len(registry.versions(n)) for n in registry.names())
+    print(f"{count} schema versions checked, {len(problems)} incompatibilities")
+    return 1 if problems else 0
+
+
+def schemas_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check", "list"])
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)

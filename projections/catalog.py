@@ -1,0 +1,36 @@
+"""Every projection by name, and the Postgres schema that holds one version of it."""
+
+from __future__ import annotations
+
+from projections.command_outcomes import COMMAND_OUTCOMES_PROJECTION
+from projections.memberships import MEMBERSHIPS_PROJECTION
+from projections.model import Projection
+from projections.users import USERS_PROJECTION
+from projections.workspaces import WORKSPACES_PROJECTION
+
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p
+    for p in (
+        USERS_PROJECTION,
+        WORKSPACES_PROJECTION,
+        MEMBERSHIPS_PROJECTION,
+        COMMAND_OUTCOMES_PROJECTION,
+    )
+}
+
+
+class UnknownProjection(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown projection {name!r}; known: {', '.join(PROJECTIONS)}")
+
+
+def projection(name: str) -> Projection:
+    try:
+        return PROJECTIONS[name]
+    except KeyError:
+        raise UnknownProjection(name) from None
+
+
+def schema_name(name: str, version: int) -> str:
+    """Blue/green storage: version N of projection P lives in schema proj_<P>_v<N>."""
+    return f"proj_{name}_v{version}"

@@ -1,0 +1,142 @@
+"""Kafka for projections: manually assigned consumers and the dead-letter producer.
+
+Projections never use group offsets: the checkpoints in PostgreSQL are the truth, so a
+consumer is assigned every partition of its topic at the offsets read from there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from infra.settings import Settings
+from schemas.codec import AvroCodec, DecodeError
+from streams.deadletter import SourceMessage, dead_letter
+from streams.kafka_config import consumer_config, producer_config
+
+
+def projection_consumer(settings: Settings, name: str, **extra: Any) -> Consumer:
+    group = f"{settings.topic_prefix}.projection.{name}"  # required by librdkafka, never committed
+    return Consumer(consumer_config(settings, group, **extra))
+
+
+def topic_partitions(
+    consumer: Consumer, topic: str, stop: threading.Event, timeout: float = 30.0
+) -> list[int]:
+    """The topic's partitions, waiting for it to exist; [] once `stop` is set or on timeout."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set() and time.monotonic() < deadline:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return sorted(meta.partitions)
+        stop.wait(0.5)
+    return []
+
+
+def assign_at(
+    consumer: Consumer, topic: str, partitions: list[int], offsets: Mapping[int, int]
+) -> None:
+    """(Re)assign every partition at its offset, from the beginning where there is none."""
+    consumer.unassign()
+    consumer.assign(
+        [TopicPartition(topic, p, offsets.get(p, OFFSET_BEGINNING)) for p in partitions]
+    )
+
+
+@dataclass
+class Polled:
+    messages: list[Message] = field(default_factory=list)
+    ends: dict[int, int] = field(default_factory=dict)  # partition -> offset of its end
+
+
+def poll(consumer: Consumer, max_messages: int, timeout: float) -> Polled:
+    """Up to `max_messages`, waiting at most `timeout` for the first one but not for more.
+
+    consume() alone would wait out its timeout whenever fewer messages are queued.
+    End-of-partition events are reported; errors that are not fatal librdkafka retries.
+    """
+    polled = Polled()
+    first = consumer.poll(timeout)
+    if first is None:
+        return polled
+    for message in [first, *consumer.consume(max_messages - 1, 0)]:
+        error = message.error()
+        if error is None:
+            polled.messages.append(message)
+        elif error.code() == KafkaError._PARTITION_EOF:
+            polled.ends[message.partition()] = message.offset()
+        elif error.fatal():
+            raise KafkaException(error)
+    return polled
+
+
+def watermarks(
+    consumer: Consumer, topic: str, partitions: list[int], timeout: float = 10.0
+) -> dict[int, tuple[int, int]]:
+    """partition -> (low, high) watermark, asked of the broker now."""
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+        for p in partitions
+    }
+
+
+def lag(consumer: Consumer, topic: str, partitions: list[int]) -> int | None:
+    """Messages between the consumer's positions and the last known high watermarks."""
+    total = 0
+    for tp in consumer.position([TopicPartition(topic, p) for p in partitions]):
+        cached = consumer.get_watermark_offsets(tp, cached=True)
+        if tp.offset < 0 or cached is None or cached[1] < 0:
+            return None
+        total += max(cached[1] - tp.offset, 0)
+    return total
+
+
+class DeadLetterFailed(RuntimeError):
+    """A dead letter was not delivered, so the batch holding its source must not commit."""
+
+
+class KafkaDeadLetters:
+    """Produces dead letters for one consumer; `flush` waits until Kafka has them all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        consumer_name: str,
+        codec: AvroCodec,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.topic = settings.topic("deadletter")
+        self.consumer_name, self.codec, self.now = consumer_name, codec, now
+        self.producer = Producer(producer_config(settings))
+        self.timeout = settings.produce_timeout_ms / 1000 + 5
+        self._errors: list[str] = []
+
+    def send(self, message: SourceMessage, error: DecodeError) -> None:
+        value = dead_letter(self.codec, message, error, self.consumer_name, self.now())
+        self.producer.produce(
+            self.topic, value=value, key=message.key(), on_delivery=self._delivered
+        )
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._errors.append(str(error))
+
+    def flush(self) -> None:
+        remaining = self.producer.flush(self.timeout)
+        errors, self._errors = self._errors, []
+        if remaining or errors:
+            raise DeadLetterFailed(f"{remaining} undelivered, errors: {errors}")

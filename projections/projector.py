@@ -1,0 +1,114 @@
+"""The projector process: one ProjectionRunner thread per projection, plus health and metrics.
+
+`Projector` is what tests start and stop; `run` is the process's composition root.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from types import TracebackType
+
+import psycopg
+import structlog
+
+from infra.logging import configure_logging
+from infra.settings import Settings
+from projections.catalog import PROJECTIONS, projection
+from projections.migrations import migrate
+from projections.runner import ProjectionRunner
+from schemas.codec import AvroCodec
+from streams.deadletter import utcnow
+from streams.health import HealthServer
+from streams.topics import ensure_topics
+
+log = structlog.get_logger()
+
+
+class Projector:
+    """Keeps the live version of every named projection up to date, one thread each."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        projections: Iterable[str] = tuple(PROJECTIONS),
+        codec: AvroCodec | None = None,
+        now: Callable[[], datetime] = utcnow,
+        batch_size: int = 2000,
+    ) -> None:
+        self.settings = settings
+        self.names = tuple(projections)
+        self.codec, self.now, self.batch_size = codec or AvroCodec(), now, batch_size
+        self.runners: list[ProjectionRunner] = []
+
+    def start(self) -> Projector:
+        """Migrate (idempotent), then start a runner per projection."""
+        migrate(self.settings.resolved_database_url)
+        self.runners = [
+            ProjectionRunner(
+                self.settings,
+                projection(name),
+                codec=self.codec,
+                now=self.now,
+                batch_size=self.batch_size,
+            )
+            for name in self.names
+        ]
+        for runner in self.runners:
+            runner.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for runner in self.runners:
+            runner.stop()
+        for runner in self.runners:
+            runner.join(timeout)
+
+    def assigned(self) -> bool:
+        return bool(self.runners) and all(r.ready.is_set() for r in self.runners)
+
+    def ready(self) -> bool:
+        """Every runner has been assigned its partitions and PostgreSQL answers."""
+        return self.assigned() and _postgres_answers(self.settings.resolved_database_url)
+
+    def wait_assigned(self, timeout: float = 30.0) -> bool:
+        return all(r.ready.wait(timeout) for r in self.runners)
+
+    def __enter__(self) -> Projector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _postgres_answers(database_url: str) -> bool:
+    try:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def run(settings: Settings) -> None:
+    """Composition root of the projector process; SIGTERM or SIGINT stop it cleanly."""
+    configure_logging(settings.log_level, "projector")
+    ensure_topics(settings)
+    projector = Projector(settings).start()
+    health = HealthServer("127.0.0.1", settings.projector_health_port, projector.ready).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("projector_started", projections=list(projector.names))
+    stop.wait()
+    projector.stop()
+    health.stop()
+    log.info("projector_stopped")

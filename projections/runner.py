@@ -1,0 +1,138 @@
+"""ProjectionRunner: a thread that keeps one projection's live version up to date.
+
+Each batch commits with its checkpoints while holding a share lock on the projection's
+registry row. A replay swaps versions under FOR UPDATE on that row, so a batch never lands
+in a version that stopped being live, and the runner notices the swap at its next batch.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from confluent_kafka import Message
+from psycopg import Connection
+
+from infra.settings import Settings
+from projections import store, versions
+from projections.batch import BatchApplier
+from projections.catalog import schema_name
+from projections.kafka_io import (
+    KafkaDeadLetters,
+    assign_at,
+    lag,
+    poll,
+    projection_consumer,
+    topic_partitions,
+)
+from projections.metrics import BATCH_SECONDS, EVENTS_APPLIED, LAG
+from projections.model import Projection
+from schemas.codec import AvroCodec
+
+log = structlog.get_logger()
+
+RETRY_SECONDS = 1.0
+LAG_EVERY_SECONDS = 1.0
+
+
+class VersionChanged(Exception):
+    """The live version moved (a replay swapped it): re-seek to the new version."""
+
+
+class ProjectionRunner(threading.Thread):
+    def __init__(
+        self,
+        settings: Settings,
+        projection: Projection,
+        *,
+        codec: AvroCodec,
+        now: Callable[[], datetime],
+        batch_size: int = 2000,
+    ) -> None:
+        super().__init__(name=f"projection-{projection.name}", daemon=True)
+        self.settings, self.projection, self.batch_size = settings, projection, batch_size
+        self.topic = settings.topic(projection.topic)
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self.log = log.bind(projection=projection.name)
+        self._consumer = projection_consumer(settings, projection.name)
+        self._dead_letters = KafkaDeadLetters(settings, f"projection.{projection.name}", codec, now)
+        self._applier = BatchApplier(projection, self.topic, codec, self._dead_letters)
+        self._lag_at = 0.0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        conn: Connection[Any] | None = None
+        partitions: list[int] = []
+        try:
+            while not self.stopping.is_set():
+                try:
+                    partitions = partitions or topic_partitions(
+                        self._consumer, self.topic, self.stopping, math.inf
+                    )
+                    if not partitions:
+                        break  # stopped before the topic existed
+                    if conn is None or conn.closed:
+                        conn = store.connect(self.settings.resolved_database_url)
+                    version = self._seek(conn, partitions)
+                    self.ready.set()
+                    self._follow(conn, partitions, version)
+                except VersionChanged:
+                    self.log.info("projection_version_changed")
+                except Exception:
+                    self.log.exception("projection_batch_failed")
+                    self.stopping.wait(RETRY_SECONDS)
+        finally:
+            self._close(conn)
+
+    def _seek(self, conn: Connection[Any], partitions: list[int]) -> int:
+        with conn.transaction():
+            version = versions.live_version(conn, self.projection.name)
+            if version is None:
+                raise RuntimeError(f"projection {self.projection.name} is not migrated")
+            schema = schema_name(self.projection.name, version)
+            offsets = store.load_checkpoints(conn, schema, self.topic)
+        assign_at(self._consumer, self.topic, partitions, offsets)
+        self.log.info("projection_assigned", version=version, checkpoints=offsets)
+        return version
+
+    def _follow(self, conn: Connection[Any], partitions: list[int], version: int) -> None:
+        while not self.stopping.is_set():
+            polled = poll(self._consumer, self.batch_size, 0.1)
+            if polled.messages:
+                self._apply(conn, version, polled.messages)
+            self._report_lag(partitions)
+
+    def _apply(self, conn: Connection[Any], version: int, messages: list[Message]) -> None:
+        started = time.perf_counter()
+        with conn.transaction():
+            if versions.live_version(conn, self.projection.name, "share") != version:
+                raise VersionChanged
+            outcome = self._applier.apply(
+                conn, schema_name(self.projection.name, version), messages
+            )
+        EVENTS_APPLIED.labels(self.projection.name).inc(outcome.applied)
+        BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
+        if outcome.dead_letters:
+            self.log.warning("projection_dead_letters", count=outcome.dead_letters)
+
+    def _report_lag(self, partitions: list[int]) -> None:
+        if time.monotonic() - self._lag_at < LAG_EVERY_SECONDS:
+            return
+        self._lag_at = time.monotonic()
+        behind = lag(self._consumer, self.topic, partitions)
+        if behind is not None:
+            LAG.labels(self.projection.name).set(behind)
+
+    def _close(self, conn: Connection[Any] | None) -> None:
+        self._consumer.close()
+        self._dead_letters.producer.flush(5)
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,147 @@
+"""Batched row and checkpoint I/O for one projection version in PostgreSQL.
+
+A batch reads the rows it touches with one query per table and writes them back with
+one COPY into a temporary staging table plus one upsert, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import psycopg
+from psycopg import Connection, sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from projections.model import Key, Projection, Row, RowCache, Table
+
+RowKeys = Mapping[str, Iterable[Key]]
+
+
+def connect(database_url: str) -> Connection[Any]:
+    """An autocommit connection: every unit of work opens its own `conn.transaction()`."""
+    conn = psycopg.connect(database_url, autocommit=True)
+    # CREATE TEMP TABLE IF NOT EXISTS would otherwise send a notice on every batch.
+    conn.execute("SET client_min_messages TO warning")
+    return conn
+
+
+@dataclass(frozen=True)
+class TableStatements:
+    """The SQL of one table in one version schema, composed once."""
+
+    select: sql.Composed
+    create_stage: sql.Composed
+    truncate_stage: sql.Composed
+    copy_stage: sql.Composed
+    upsert: sql.Composed
+    delete: sql.Composed
+
+
+@cache
+def statements(schema: str, table: Table) -> TableStatements:
+    target = sql.Identifier(schema, table.name)
+    stage = sql.Identifier(f"stage_{schema}_{table.name}")
+    columns = sql.SQL(", ").join(map(sql.Identifier, table.column_names))
+    key = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name))
+        for name in table.column_names
+        if name not in table.key
+    )
+    return TableStatements(
+        select=sql.SQL("SELECT {} FROM {} WHERE {}").format(columns, target, _key_match(table)),
+        create_stage=sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+        ).format(stage, target),
+        truncate_stage=sql.SQL("TRUNCATE {}").format(stage),
+        copy_stage=sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns),
+        upsert=sql.SQL(
+            "INSERT INTO {target} ({columns}) SELECT {columns} FROM {stage}"
+            " ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        ).format(target=target, columns=columns, stage=stage, key=key, updates=updates),
+        delete=sql.SQL("DELETE FROM {} WHERE {}").format(target, _key_match(table)),
+    )
+
+
+def _key_match(table: Table) -> sql.Composable:
+    """A WHERE clause matching any of a list of keys, one array parameter per key column."""
+    types = dict(table.columns)
+    if len(table.key) == 1:
+        return sql.SQL("{} = ANY(%s)").format(sql.Identifier(table.key[0]))
+    names = sql.SQL(", ").join(map(sql.Identifier, table.key))
+    arrays = sql.SQL(", ").join(
+        sql.SQL("%s::{}[]").format(sql.SQL(types[name].split()[0])) for name in table.key
+    )
+    return sql.SQL("({names}) IN (SELECT * FROM unnest({arrays}))").format(
+        names=names, arrays=arrays
+    )
+
+
+def _key_params(keys: list[Key]) -> list[list[Any]]:
+    return [list(column) for column in zip(*keys, strict=True)]
+
+
+def load_rows(
+    conn: Connection[Any], schema: str, projection: Projection, keys: RowKeys
+) -> RowCache:
+    """A cache primed with the existing rows of every (table, key) in `keys`."""
+    primed = RowCache()
+    for table in projection.tables:
+        wanted = list(keys.get(table.name, ()))
+        if not wanted:
+            continue
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(statements(schema, table).select, _key_params(wanted))
+            primed.rows[table.name] = {table.key_of(row): row for row in cur}
+    return primed
+
+
+def write_rows(conn: Connection[Any], schema: str, projection: Projection, rows: RowCache) -> int:
+    """Write back the changed rows; returns how many rows were upserted or deleted."""
+    written = 0
+    for table in projection.tables:
+        upserts, deletes = rows.changes(table.name)
+        if upserts:
+            _upsert(conn, statements(schema, table), table, upserts)
+        if deletes:
+            conn.execute(statements(schema, table).delete, _key_params(deletes))
+        written += len(upserts) + len(deletes)
+    return written
+
+
+def _upsert(conn: Connection[Any], stmts: TableStatements, table: Table, rows: list[Row]) -> None:
+    json_columns = table.json_columns
+    with conn.cursor() as cur:
+        cur.execute(stmts.create_stage)
+        cur.execute(stmts.truncate_stage)
+        with cur.copy(stmts.copy_stage) as copy:
+            for row in rows:
+                copy.write_row([_dumpable(row[c], c in json_columns) for c in table.column_names])
+        cur.execute(stmts.upsert)
+
+
+def _dumpable(value: Any, is_json: bool) -> Any:
+    return Jsonb(value) if is_json and value is not None else value
+
+
+def load_checkpoints(conn: Connection[Any], schema: str, topic: str) -> dict[int, int]:
+    """partition -> next offset to read, for the partitions this version has checkpointed."""
+    query = sql.SQL("SELECT partition, next_offset FROM {} WHERE topic = %s").format(
+        sql.Identifier(schema, "checkpoints")
+    )
+    return {int(p): int(o) for p, o in conn.execute(query, (topic,)).fetchall()}
+
+
+def save_checkpoints(
+    conn: Connection[Any], schema: str, topic: str, offsets: Mapping[int, int]
+) -> None:
+    query = sql.SQL(
+        "INSERT INTO {} (topic, partition, next_offset) VALUES (%s, %s, %s)"
+        " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset"
+    ).format(sql.Identifier(schema, "checkpoints"))
+    with conn.cursor() as cur:
+        cur.executemany(query, [(topic, p, o) for p, o in sorted(offsets.items())])

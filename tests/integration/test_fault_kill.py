@@ -1,0 +1,157 @@
+"""Fault test: 10,000 commands over 500 aggregates while processes are SIGKILLed.
+
+The command processor is killed twice and the projector once, mid-stream. Afterwards no
+202-answered command is lost, no event is duplicated, every aggregate's versions are
+contiguous, and the projections equal a fold over the events topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from gateway.auth import TokenVerifier
+from infra.settings import Settings
+from stack import ServiceProcess, with_free_ports
+from streams.topics import ensure_topics
+from topic_reading import Stored, read_topic
+
+USERS = WORKSPACES = 250
+PER_AGGREGATE = 20
+TOTAL = (USERS + WORKSPACES) * PER_AGGREGATE
+CONCURRENCY = 48
+
+
+def user_commands(i: int) -> list[tuple[str, str, dict[str, Any]]]:
+    first = ("POST", "/api/v1/users", {"user_id": f"u{i}", "email": f"u{i}@example.com", "name": "n0"})
+    return [first] + [("PATCH", f"/api/v1/users/u{i}", {"name": f"n{k}"}) for k in range(1, PER_AGGREGATE)]
+
+
+def workspace_commands(i: int) -> list[tuple[str, str, dict[str, Any]]]:
+    path = f"/api/v1/workspaces/w{i}"
+    steps = [("POST", "/api/v1/workspaces", {"workspace_id": f"w{i}", "name": "w0", "owner_id": f"u{i}"})]
+    for k in range(1, PER_AGGREGATE):
+        if k % 2:
+            steps.append(("POST", f"{path}/members", {"user_id": f"m{i}-{k}", "role": "member"}))
+        else:
+            steps.append(("PATCH", path, {"name": f"w{k}"}))
+    return steps
+
+
+class Load:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.accepted: list[str] = []
+        self.failures: Counter[int] = Counter()
+
+    async def drive(self, steps: list[tuple[str, str, dict[str, Any]]], gate: asyncio.Semaphore) -> None:
+        for method, path, body in steps:  # in order: one aggregate's commands are sequential
+            async with gate:
+                while True:
+                    response = await self.client.request(method, path, json=body)
+                    if response.status_code == 202:
+                        self.accepted.append(response.json()["command_id"])
+                        break
+                    self.failures[response.status_code] += 1  # 503: not stored; retry
+                    await asyncio.sleep(0.2)
+
+
+async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) -> Load:
+    token = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
+    headers = {"Authorization": "Bearer " + token.issue("fault", ["users:write", "workspaces:write"])}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.gateway_port}",
+                                 headers=headers, timeout=60,
+                                 limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+        load = Load(client)
+        gate = asyncio.Semaphore(CONCURRENCY)
+        plans = [user_commands(i) for i in range(USERS)] + [workspace_commands(i) for i in range(WORKSPACES)]
+        senders = asyncio.gather(*(load.drive(p, gate) for p in plans))
+        for threshold, victim in kills:
+            while len(load.accepted) < threshold:
+                await asyncio.sleep(0.05)
+            victim.kill()
+            await asyncio.to_thread(victim.start, 120)
+        await senders
+    return load
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def fold(events: list[Stored]) -> tuple[dict[str, Any], dict[str, Any], set[tuple[str, str, str]]]:
+    """The expected read models, folded straight from the events topic."""
+    users: dict[str, Any] = {}
+    workspaces: dict[str, Any] = {}
+    members: set[tuple[str, str, str]] = set()
+    for stored in events:
+        e, data = stored.record, stored.record["data"]
+        if e["type"] == "user.registered":
+            users[e["aggregate_id"]] = (data["email"], data["name"], e["aggregate_version"])
+        elif e["type"] == "user.profile_updated":
+            email, name, _ = users[e["aggregate_id"]]
+            users[e["aggregate_id"]] = (data["email"] or email, data["name"] or name, e["aggregate_version"])
+        elif e["type"] in ("workspace.created", "workspace.renamed"):
+            workspaces[e["aggregate_id"]] = (data["name"], e["aggregate_version"])
+        elif e["type"] == "workspace.member_added":
+            members.add((e["aggregate_id"], data["user_id"], data["role"]))
+            workspaces[e["aggregate_id"]] = (workspaces[e["aggregate_id"]][0], e["aggregate_version"])
+    return users, workspaces, members
+
+
+def read_models(settings: Settings) -> tuple[dict[str, Any], dict[str, Any], set[tuple[str, str, str]]]:
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        users = {r[0]: tuple(r[1:]) for r in conn.execute("SELECT user_id, email, name, version FROM users")}
+        workspaces = {r[0]: tuple(r[1:]) for r in conn.execute("SELECT workspace_id, name, version FROM workspaces")}
+        members = {tuple(r) for r in conn.execute("SELECT workspace_id, user_id, role FROM memberships")}
+    return users, workspaces, members  # type: ignore[return-value]
+
+
+@pytest.mark.fault
+def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
+    settings = with_free_ports(settings)
+    ensure_topics(settings)
+    processor = ServiceProcess("command-processor", settings).start()
+    projector = ServiceProcess("projector", settings).start()
+    gateway = ServiceProcess("gateway", settings).start()
+    try:
+        kills = [(TOTAL // 4, processor), (TOTAL // 2, projector), (3 * TOTAL // 4, processor)]
+        load = asyncio.run(send_all(settings, kills))
+        assert (processor.starts, projector.starts) == (3, 2)
+        assert len(load.accepted) == TOTAL == len(set(load.accepted))
+
+        outcomes = wait_for(
+            lambda: (o := read_topic(settings, settings.topic("outcomes"))) and len(o) >= TOTAL and o,
+            180, "every outcome",
+        )
+        decided = Counter(o.record["command_id"] for o in outcomes)
+        assert set(decided) == set(load.accepted), "a command answered 202 was lost"
+        assert max(decided.values()) == 1, "a command was decided twice"
+        assert {o.record["status"] for o in outcomes} == {"accepted"}
+
+        events = read_topic(settings, settings.topic("events"))
+        assert len(events) == TOTAL + WORKSPACES  # CreateWorkspace also adds the owner
+        assert len({e.record["event_id"] for e in events}) == len(events), "duplicated event"
+        versions: dict[str, list[int]] = defaultdict(list)
+        for stored in events:
+            versions[stored.record["aggregate_id"]].append(stored.record["aggregate_version"])
+        assert len(versions) == USERS + WORKSPACES
+        for aggregate, seen in versions.items():
+            assert seen == list(range(1, len(seen) + 1)), f"{aggregate} versions {seen}"
+
+        expected = fold(events)
+        wait_for(lambda: read_models(settings) == expected, 120, "projections to equal the fold")
+    finally:
+        for service in (gateway, projector, processor):
+            service.stop()

@@ -1,0 +1,189 @@
+"""Support for the projection and replay tests (no tests here): real Avro events on the
+test's own topics, and waits on the read models in its own database."""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from infra.settings import Settings
+from schemas.codec import AvroCodec
+from streams.kafka_config import consumer_config, producer_config
+from streams.topics import Topics
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+VIEWS = {
+    "users": "user_id",
+    "workspaces": "workspace_id",
+    "memberships": "workspace_id, user_id",
+    "command_outcomes": "command_id",
+}
+
+
+class EventWriter:
+    """Produces real Avro events, numbering each aggregate's versions itself."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.codec = AvroCodec()
+        self.topics = Topics.from_settings(settings)
+        self.producer = Producer(producer_config(settings))
+        self.versions: dict[str, int] = {}
+        self.delivered: list[tuple[str, int, int]] = []  # (topic, partition, offset)
+        self.ticks = 0
+
+    def event(self, type_: str, aggregate_id: str, data: dict[str, Any]) -> int:
+        version = self.versions.get(aggregate_id, 0) + 1
+        self.versions[aggregate_id] = version
+        self.ticks += 1
+        record = {
+            "event_id": str(uuid.uuid4()),
+            "type": type_,
+            "aggregate_type": type_.split(".")[0],
+            "aggregate_id": aggregate_id,
+            "aggregate_version": version,
+            "occurred_at": T0 + timedelta(seconds=self.ticks),
+            "correlation_id": str(uuid.uuid4()),
+            "causation_id": None,
+            "actor": "test",
+            "data": data,
+        }
+        self.raw(aggregate_id, self.codec.encode(type_, record))
+        return version
+
+    def outcome(self, command_id: str, aggregate_id: str, **fields: Any) -> None:
+        record = {
+            "command_id": command_id,
+            "command_type": "RegisterUser",
+            "aggregate_type": "user",
+            "aggregate_id": aggregate_id,
+            "correlation_id": str(uuid.uuid4()),
+            "status": "accepted",
+            "version": 1,
+            "position": "0-0",
+            "event_ids": [str(uuid.uuid4())],
+            "decided_at": T0,
+            **fields,
+        }
+        value = self.codec.encode("command.outcome", record)
+        self.producer.produce(self.topics.outcomes, key=aggregate_id.encode(), value=value)
+
+    def raw(self, key: str, value: bytes) -> None:
+        self.producer.produce(
+            self.topics.events, key=key.encode(), value=value, on_delivery=self._delivered
+        )
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        assert error is None, error
+        self.delivered.append((message.topic(), message.partition(), message.offset()))
+
+    def flush(self) -> None:
+        assert self.producer.flush(30) == 0
+
+    def user(self, user_id: str, updates: int = 2) -> None:
+        """A user with a profile update, preferences and (every 7th) a deactivation."""
+        self.event("user.registered", user_id, {"email": f"{user_id}@x.io", "name": user_id})
+        for n in range(updates):
+            self.event("user.profile_updated", user_id, {"name": f"{user_id}-{n}", "email": None})
+        channels = [{"channel": "email", "address": f"{user_id}@x.io", "enabled": True}]
+        quiet = {"start": "22:00", "end": "07:00", "timezone": "UTC"}
+        self.event("user.preferences_set", user_id, {"channels": channels, "quiet_hours": quiet})
+        if zlib.crc32(user_id.encode()) % 7 == 0:
+            self.event("user.deactivated", user_id, {"reason": "left"})
+        self.outcome(f"cmd-{user_id}", user_id)
+
+    def workspace(self, workspace_id: str, owner: str, members: list[str]) -> None:
+        """A workspace with members, a rename, a removal and (every 5th) an archive."""
+        self.event("workspace.created", workspace_id, {"name": workspace_id, "owner_id": owner})
+        self.event("workspace.member_added", workspace_id, {"user_id": owner, "role": "owner"})
+        for member in members:
+            added = {"user_id": member, "role": "member"}
+            self.event("workspace.member_added", workspace_id, added)
+        self.event("workspace.renamed", workspace_id, {"name": f"{workspace_id}-renamed"})
+        if members:
+            self.event("workspace.member_removed", workspace_id, {"user_id": members[0]})
+        if zlib.crc32(workspace_id.encode()) % 5 == 0:
+            self.event("workspace.archived", workspace_id, {"reason": None})
+
+
+def high_watermarks(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.test-watermarks"))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+    finally:
+        consumer.close()
+
+
+def checkpoints(database_url: str) -> dict[tuple[str, str, int], int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT name, topic, partition, next_offset FROM public.projection_checkpoints"
+        ).fetchall()
+    return {(name, topic, partition): offset for name, topic, partition, offset in rows}
+
+
+PROJECTION_TOPICS = {
+    "users": "events",
+    "workspaces": "events",
+    "memberships": "events",
+    "command_outcomes": "outcomes",
+}
+
+
+def all_caught_up(
+    settings: Settings, names: tuple[str, ...] = tuple(PROJECTION_TOPICS), url: str | None = None
+) -> Callable[[], bool]:
+    """A check that the named projections have applied everything now on their topics."""
+    ends = {
+        logical: high_watermarks(settings, settings.topic(logical))
+        for logical in set(PROJECTION_TOPICS.values())
+    }
+    wanted = {
+        (name, settings.topic(PROJECTION_TOPICS[name]), partition): end
+        for name in names
+        for partition, end in ends[PROJECTION_TOPICS[name]].items()
+        if end > 0
+    }
+    database_url = url or settings.resolved_database_url
+
+    def check() -> bool:
+        done = checkpoints(database_url)
+        return all(done.get(key, 0) >= end for key, end in wanted.items())
+
+    return check
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def dump_views(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every read model's full contents through the public views, ordered by primary key."""
+    with psycopg.connect(database_url) as conn:
+        return {
+            view: conn.execute(f"SELECT * FROM public.{view} ORDER BY {key}").fetchall()
+            for view, key in VIEWS.items()
+        }
+
+
+def populate(writer: EventWriter, prefix: str, users: int, workspaces: int) -> None:
+    """`users` users and `workspaces` workspaces of three members each, ids under `prefix`."""
+    ids = [f"{prefix}-u{i:04d}" for i in range(users)]
+    for user_id in ids:
+        writer.user(user_id)
+    for n in range(workspaces):
+        members = [ids[(n * 7 + k) % users] for k in range(1, 4)]
+        writer.workspace(f"{prefix}-w{n:04d}", ids[n % users], members)

@@ -1,0 +1,87 @@
+"""Test helper: run Nexus services as real OS processes (`nexus run NAME`) for one test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from infra.processes import free_port
+from infra.settings import Settings
+
+NEXUS = str(Path(sys.executable).with_name("nexus"))
+HEALTH_PORTS = {
+    "command-processor": "command_processor_health_port",
+    "projector": "projector_health_port",
+    "gateway": "gateway_port",
+}
+
+
+def with_free_ports(settings: Settings) -> Settings:
+    """The same settings with free ports for every service, so tests can run side by side."""
+    return settings.model_copy(update={field: free_port() for field in HEALTH_PORTS.values()})
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """Every setting as the NEXUS_* variable the child's Settings() will read back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"NEXUS_{name.upper()}"] = str(value)
+    return env
+
+
+class ServiceProcess:
+    """One `nexus run NAME` child; its output goes to a log file beside the test's home."""
+
+    def __init__(self, name: str, settings: Settings) -> None:
+        self.name, self.settings = name, settings
+        self.port = getattr(settings, HEALTH_PORTS[name])
+        self.log_path = settings.home / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 60.0, probe: str = "/readyz") -> ServiceProcess:
+        self.starts += 1
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [NEXUS, "run", self.name], env=environment(self.settings), stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.wait_ready(timeout, probe)
+        return self
+
+    def wait_ready(self, timeout: float, probe: str = "/readyz") -> None:
+        url = f"http://127.0.0.1:{self.port}{probe}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} not ready after {timeout}s: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
