@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Java, Maven, the Kafka jars, PostgreSQL and Docker Compose, each only when missing.
+# Java, Maven, the Kafka jars, PostgreSQL, Docker Compose and kcat, each only when missing.
 install: .venv
-	$(BIN)/nexus install --compose
+	$(BIN)/nexus install --test-tools
 
 up: .venv
 	$(BIN)/nexus up

@@ -38,7 +38,9 @@ async def start_services(settings: Settings) -> Services:
     producer = AsyncProducer(producer_config(settings))
     pool = AsyncConnectionPool(settings.resolved_database_url, min_size=2, max_size=10, open=False)
     await pool.open(wait=False)
-    verifier = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
+    verifier = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
     dispatcher = CommandDispatcher(producer, codec, listener, settings.topic("commands"))
     return Services(settings, codec.registry, verifier, producer, listener, dispatcher, pool)
 
@@ -85,8 +87,9 @@ async def _problem(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    problem = Problem(exc.status_code, "http-" + str(exc.status_code), exc.detail,
-                      headers=dict(exc.headers or {}))
+    problem = Problem(
+        exc.status_code, "http-" + str(exc.status_code), exc.detail, headers=dict(exc.headers or {})
+    )
     return problem_response(problem, request.url.path)
 
 
@@ -113,6 +116,10 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestContext)],
-        exception_handlers={Problem: _problem, HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={
+            Problem: _problem,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
         lifespan=lifespan,
     )

@@ -44,7 +44,9 @@ def command_data(registry: SchemaRegistry, command: str, body: Any) -> dict[str,
         data: dict[str, Any] = from_json(data_schema, body)
     except InvalidInput as exc:
         errors = [{"pointer": e.pointer or "/", "detail": e.reason} for e in exc.errors]
-        raise Problem(422, "invalid-body", f"the body does not match {command}", errors=errors) from None
+        raise Problem(
+            422, "invalid-body", f"the body does not match {command}", errors=errors
+        ) from None
     return data
 
 

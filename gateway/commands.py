@@ -39,17 +39,36 @@ class CommandRoute:
 COMMAND_ROUTES = (
     CommandRoute("/api/v1/users", "POST", "RegisterUser", "user", body_id="user_id"),
     CommandRoute("/api/v1/users/{id}", "PATCH", "UpdateUserProfile", "user", "id"),
-    CommandRoute("/api/v1/users/{id}/preferences", "PUT", "SetNotificationPreferences", "user", "id"),
-    CommandRoute("/api/v1/users/{id}/deactivate", "POST", "DeactivateUser", "user", "id",
-                 body_optional=True),
-    CommandRoute("/api/v1/workspaces", "POST", "CreateWorkspace", "workspace",
-                 body_id="workspace_id"),
+    CommandRoute(
+        "/api/v1/users/{id}/preferences", "PUT", "SetNotificationPreferences", "user", "id"
+    ),
+    CommandRoute(
+        "/api/v1/users/{id}/deactivate", "POST", "DeactivateUser", "user", "id", body_optional=True
+    ),
+    CommandRoute(
+        "/api/v1/workspaces", "POST", "CreateWorkspace", "workspace", body_id="workspace_id"
+    ),
     CommandRoute("/api/v1/workspaces/{id}", "PATCH", "RenameWorkspace", "workspace", "id"),
-    CommandRoute("/api/v1/workspaces/{id}/members", "POST", "AddWorkspaceMember", "workspace", "id"),
-    CommandRoute("/api/v1/workspaces/{id}/members/{user_id}", "DELETE", "RemoveWorkspaceMember",
-                 "workspace", "id", path_data=("user_id",), body_optional=True),
-    CommandRoute("/api/v1/workspaces/{id}/archive", "POST", "ArchiveWorkspace", "workspace", "id",
-                 body_optional=True),
+    CommandRoute(
+        "/api/v1/workspaces/{id}/members", "POST", "AddWorkspaceMember", "workspace", "id"
+    ),
+    CommandRoute(
+        "/api/v1/workspaces/{id}/members/{user_id}",
+        "DELETE",
+        "RemoveWorkspaceMember",
+        "workspace",
+        "id",
+        path_data=("user_id",),
+        body_optional=True,
+    ),
+    CommandRoute(
+        "/api/v1/workspaces/{id}/archive",
+        "POST",
+        "ArchiveWorkspace",
+        "workspace",
+        "id",
+        body_optional=True,
+    ),
 )
 
 
@@ -58,10 +77,14 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
         services: Services = request.state.services
         principal = services.verifier.principal(request.headers.get("authorization"))
         principal.require(spec.scope)
-        body = await read_json(request, services.settings.max_body_bytes, optional=spec.body_optional)
+        body = await read_json(
+            request, services.settings.max_body_bytes, optional=spec.body_optional
+        )
         aggregate_id, body = _aggregate_id(spec, request, body, principal.subject)
         record = command_record(
-            spec.command, spec.aggregate_type, aggregate_id,
+            spec.command,
+            spec.aggregate_type,
+            aggregate_id,
             command_data(services.registry, spec.command, body),
             actor=principal.subject,
             expected_version=expected_version(request.headers.get("if-match")),
@@ -75,9 +98,7 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
-def _aggregate_id(
-    spec: CommandRoute, request: Request, body: Any, subject: str
-) -> tuple[str, Any]:
+def _aggregate_id(spec: CommandRoute, request: Request, body: Any, subject: str) -> tuple[str, Any]:
     if isinstance(body, dict):
         body = dict(body)
         for name in spec.path_data:
@@ -101,14 +122,24 @@ def _answer(
         return JSONResponse(body, 202, headers={"Location": f"/api/v1/commands/{command_id}"})
     if outcome["status"] == "rejected":
         status = REJECTION_STATUS.get(outcome["error_kind"] or "", 422)
-        raise Problem(status, outcome["error_code"], outcome["error_message"],
-                      command_id=command_id, aggregate_id=aggregate_id)
+        raise Problem(
+            status,
+            outcome["error_code"],
+            outcome["error_message"],
+            command_id=command_id,
+            aggregate_id=aggregate_id,
+        )
     headers = {"ETag": f'"{outcome["version"]}"', "Preference-Applied": f"wait={wait:g}"}
     created = spec.id_param is None
     if created:
         headers["Location"] = f"/api/v1/{spec.aggregate_type}s/{aggregate_id}"
-    body = {"command_id": command_id, "aggregate_id": aggregate_id, "status": "accepted",
-            "version": outcome["version"], "position": outcome["position"]}
+    body = {
+        "command_id": command_id,
+        "aggregate_id": aggregate_id,
+        "status": "accepted",
+        "version": outcome["version"],
+        "position": outcome["position"],
+    }
     return JSONResponse(body, 201 if created else 200, headers=headers)
 
 

@@ -34,8 +34,12 @@ class CommandDispatcher:
             await self.producer.send(self.topic, payload, record["aggregate_id"])
         except LogUnavailable as exc:
             self.listener.forget(command_id)
-            raise Problem(503, "log-unavailable", f"the event log did not take the command: {exc}",
-                          headers={"Retry-After": "5"}) from None
+            raise Problem(
+                503,
+                "log-unavailable",
+                f"the event log did not take the command: {exc}",
+                headers={"Retry-After": "5"},
+            ) from None
         if future is None:
             return None
         try:
@@ -86,6 +90,10 @@ def expected_version(if_match: str | None) -> int | None:
 
 def checked_id(value: Any, pointer: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
-        raise Problem(422, "invalid-id", "ids are 1-128 characters of letters, digits, _ . : -",
-                      errors=[{"pointer": pointer, "detail": "is not a valid id"}])
+        raise Problem(
+            422,
+            "invalid-id",
+            "ids are 1-128 characters of letters, digits, _ . : -",
+            errors=[{"pointer": pointer, "detail": "is not a valid id"}],
+        )
     return value

@@ -33,8 +33,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-correlation-id", correlation_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-correlation-id", correlation_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -46,6 +48,11 @@ class RequestContext:
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)
             if status >= 400:
-                log.info("http_request", method=scope["method"], path=scope["path"],
-                         status=status, ms=round(elapsed * 1000, 2))
+                log.info(
+                    "http_request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
             structlog.contextvars.unbind_contextvars("correlation_id")

@@ -24,7 +24,9 @@ RECENT = 10_000
 
 
 class OutcomeListener:
-    def __init__(self, settings: Settings, codec: AvroCodec, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, settings: Settings, codec: AvroCodec, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.topic = settings.topic("outcomes")
         self.codec, self.loop = codec, loop
         self.ready = threading.Event()
@@ -69,7 +71,9 @@ class OutcomeListener:
         metadata = self._consumer.list_topics(self.topic, timeout=30).topics[self.topic]
         partitions = []
         for partition in metadata.partitions:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, partition), 30)
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), 30
+            )
             partitions.append(TopicPartition(self.topic, partition, high))
         self._consumer.assign(partitions)
         self.ready.set()

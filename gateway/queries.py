@@ -56,8 +56,11 @@ async def get_command(request: Request) -> Response:
         async with services.pool.connection() as conn:
             outcome = await queries.get_command_outcome(conn, command_id)
     if outcome is None:
-        raise Problem(404, "command-unknown",
-                      f"no outcome for {command_id} yet: unknown, or not yet processed")
+        raise Problem(
+            404,
+            "command-unknown",
+            f"no outcome for {command_id} yet: unknown, or not yet processed",
+        )
     return JSONResponse(_jsonable(outcome))
 
 
@@ -83,8 +86,12 @@ async def _after(request: Request, services: Services, projections: list[str]) -
             if await queries.caught_up(conn, projections, topic, partition, offset):
                 return
         if time.monotonic() > deadline:
-            raise Problem(503, "projection-lagging", f"projections have not reached {after} yet",
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                503,
+                "projection-lagging",
+                f"projections have not reached {after} yet",
+                headers={"Retry-After": "1"},
+            )
         await asyncio.sleep(POLL_SECONDS)
 
 

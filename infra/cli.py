@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from infra import cli_tools as tools
 from infra.kafka_server import ensure_kafka_jars
 from infra.postgres_server import ensure_postgres_installed
-from infra.processes import ProcessError, ensure_compose, ensure_secret_file
+from infra.processes import ProcessError, ensure_command, ensure_compose, ensure_secret_file
 from infra.services import (
     AppProcess,
     ManagedService,
@@ -61,19 +61,21 @@ def install(args: argparse.Namespace, settings: Settings) -> int:
     """Install what `up` and the tests need: Java, Maven, the Kafka jars, PostgreSQL."""
     print(f"kafka jars: {ensure_kafka_jars(settings)}")
     print(f"postgres:   {ensure_postgres_installed()}")
-    if args.compose:
+    if args.test_tools:
         print(f"compose:    {' '.join(ensure_compose())}")
+        print(f"kcat:       {ensure_command('kcat', 'kcat')}")
     return 0
 
 
 def _install_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--compose", action="store_true", help="also install Docker Compose")
+    parser.add_argument(
+        "--test-tools", action="store_true", help="also install what tests use: Compose, kcat"
+    )
 
 
 def prepare(args: argparse.Namespace, settings: Settings) -> int:
     """Create the JWT secret, the topics and the database schema (idempotent)."""
     from projections.migrations import migrate
-
     from streams.topics import ensure_topics
 
     ensure_secret_file(settings.jwt_secret_file, nbytes=48)
@@ -203,13 +205,22 @@ SUBCOMMANDS: list[Subcommand] = [
     ),
     Subcommand("token", "print a signed JWT for local use", tools.token, tools.token_arguments),
     Subcommand("topics", "list the platform's topics and message counts", tools.topics),
-    Subcommand("publish", "publish one event through the EventBus", tools.publish,
-               tools.publish_arguments),
+    Subcommand(
+        "publish", "publish one event through the EventBus", tools.publish, tools.publish_arguments
+    ),
     Subcommand("tail", "print a topic's messages as JSON lines", tools.tail, tools.tail_arguments),
-    Subcommand("replay", "rebuild a projection from offset 0 and swap it in", tools.replay,
-               tools.replay_arguments),
-    Subcommand("schemas", "check schema compatibility or list schemas", tools.schemas,
-               tools.schemas_arguments),
+    Subcommand(
+        "replay",
+        "rebuild a projection from offset 0 and swap it in",
+        tools.replay,
+        tools.replay_arguments,
+    ),
+    Subcommand(
+        "schemas",
+        "check schema compatibility or list schemas",
+        tools.schemas,
+        tools.schemas_arguments,
+    ),
 ]
 
 

@@ -19,7 +19,9 @@ LOGICAL = ("commands", "events", "outcomes", "deadletter")
 def token(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.auth import DEFAULT_SCOPES, TokenVerifier
 
-    verifier = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
+    verifier = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
     print(verifier.issue(args.sub, args.scope or list(DEFAULT_SCOPES), args.ttl))
     return 0
 
@@ -37,13 +39,15 @@ def topics(args: argparse.Namespace, settings: Settings) -> int:
 
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.cli"))
     try:
-        print(f"{'TOPIC':<32} {'PARTITIONS':>10} {'MESSAGES':>10}")
+        print(f"{'TOPIC':<32} {'PARTITIONS':>10} {'OFFSETS':>10}")
         for name in (settings.topic(t) for t in LOGICAL):
             meta = consumer.list_topics(name, timeout=10).topics[name]
             if meta.error is not None:
                 print(f"{name:<32} {'missing':>10}")
                 continue
-            marks = [consumer.get_watermark_offsets(TopicPartition(name, p), 10) for p in meta.partitions]
+            marks = [
+                consumer.get_watermark_offsets(TopicPartition(name, p), 10) for p in meta.partitions
+            ]
             print(f"{name:<32} {len(marks):>10} {sum(h - lo for lo, h in marks):>10}")
     finally:
         consumer.close()
@@ -56,9 +60,14 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
     async def send() -> None:
         bus = EventBus(settings)
         try:
-            sent = await bus.publish(args.type, args.aggregate_id, json.loads(args.data),
-                                     actor=args.actor)
-            print(json.dumps({"event_id": sent.event_id, "position": f"{sent.partition}-{sent.offset}"}))
+            sent = await bus.publish(
+                args.type, args.aggregate_id, json.loads(args.data), actor=args.actor
+            )
+            print(
+                json.dumps(
+                    {"event_id": sent.event_id, "position": f"{sent.partition}-{sent.offset}"}
+                )
+            )
         finally:
             bus.close()
 
@@ -129,7 +138,9 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def replay_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("projection", help="users, workspaces, memberships, command_outcomes or all")
+    parser.add_argument(
+        "projection", help="users, workspaces, memberships, command_outcomes or all"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -194,3 +194,14 @@ def ensure_compose() -> list[str]:
     if command is None:
         raise ProcessError("docker-compose installed but still not found on PATH")
     return command
+
+
+def ensure_command(binary: str, package: str) -> str:
+    """The path of `binary`, installing Debian's `package` when it is missing."""
+    found = shutil.which(binary)
+    if found is None:
+        apt_install([package])
+        found = shutil.which(binary)
+    if found is None:
+        raise ProcessError(f"{package} installed but {binary} is still not on PATH")
+    return found

@@ -163,4 +163,10 @@ def all_services(settings: Settings) -> list[ManagedService]:
 
 def lag_for(service: str, settings: Settings) -> str:
     """Consumer lag shown by `nexus status` for a consuming service ("-" when unknown)."""
-    return "-"
+    from infra.lag import command_processor_lag, projector_lag
+
+    measure = {"command-processor": command_processor_lag, "projector": projector_lag}[service]
+    try:
+        return str(measure(settings))
+    except Exception:  # status must print even when Kafka or Postgres is down
+        return "-"

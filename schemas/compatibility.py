@@ -29,7 +29,8 @@ class Incompatibility:
 
 
 def _problems(reader: SchemaVersion, writer: SchemaVersion) -> str | None:
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+    result = checker.get_compatibility(
         reader=avro.schema.parse(json.dumps(reader.raw)),
         writer=avro.schema.parse(json.dumps(writer.raw)),
     )

@@ -121,5 +121,12 @@ def _is_int(value: Any, kind: str) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -bound <= value < bound
 
 
-_ARTICLE = {"null": "null", "boolean": "a boolean", "string": "a string", "int": "an integer",
-            "long": "an integer", "float": "a number", "double": "a number"}
+_ARTICLE = {
+    "null": "null",
+    "boolean": "a boolean",
+    "string": "a string",
+    "int": "an integer",
+    "long": "an integer",
+    "float": "a number",
+    "double": "a number",
+}

@@ -67,8 +67,9 @@ class EventBus:
         aggregate_type = type.split(".", 1)[0]
         if aggregate_type in DECIDERS:
             raise OwnedByCommandSide(f"{type} events are written by the command processor")
+        event_id = event_id or str(uuid.uuid4())
         record = {
-            "event_id": event_id or str(uuid.uuid4()),
+            "event_id": event_id,
             "type": type,
             "aggregate_type": aggregate_type,
             "aggregate_id": aggregate_id,
@@ -79,8 +80,10 @@ class EventBus:
             "actor": actor,
             "data": data,
         }
-        message = await self._producer.send(self.topics.events, self.codec.encode(type, record), aggregate_id)
-        return Published(record["event_id"], message.partition(), message.offset())
+        message = await self._producer.send(
+            self.topics.events, self.codec.encode(type, record), aggregate_id
+        )
+        return Published(event_id, message.partition(), message.offset())
 
     def close(self) -> None:
         self._producer.close()

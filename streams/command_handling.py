@@ -13,7 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from aggregates.errors import DomainError
-from aggregates.registry import COMMANDS, DECIDERS, command_from_data, event_from_data, event_to_data
+from aggregates.registry import (
+    COMMANDS,
+    DECIDERS,
+    command_from_data,
+    event_from_data,
+    event_to_data,
+)
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f2f7f0e-3c1e-4a51-9a7e-5f1d0c0a9e11")
 Record = dict[str, Any]
@@ -52,7 +58,9 @@ class AggregateStates:
         state, _ = self.get(record["aggregate_type"], record["aggregate_id"])
         event = event_from_data(record["type"], record["data"])
         state = decider.evolve(state, event)
-        self.set(record["aggregate_type"], record["aggregate_id"], state, record["aggregate_version"])
+        self.set(
+            record["aggregate_type"], record["aggregate_id"], state, record["aggregate_version"]
+        )
 
 
 @dataclass
@@ -77,7 +85,9 @@ def decide_command(
     decider = COMMANDS.get(command["type"])
     if decider is None or decider.aggregate_type != agg_type:
         reject = _rejection(command, None, None, at)
-        return reject("command.unknown", "invalid", f"{command['type']} is not a {agg_type} command")
+        return reject(
+            "command.unknown", "invalid", f"{command['type']} is not a {agg_type} command"
+        )
     state, version = states.get(agg_type, agg_id)
     reject = _rejection(command, state, version, at)
     expected = command.get("expected_version")

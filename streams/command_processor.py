@@ -54,7 +54,9 @@ class CommandProcessor:
 
     def run(self, stop: threading.Event) -> None:
         self.consumer.subscribe(
-            [self.topics.commands], on_assign=self._assigned, on_revoke=self._revoked,
+            [self.topics.commands],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
             on_lost=self._revoked,
         )
         try:
@@ -96,7 +98,9 @@ def run(settings: Settings) -> None:
     configure_logging(settings.log_level, "command-processor")
     ensure_topics(settings)
     processor = CommandProcessor(settings)
-    health = HealthServer("127.0.0.1", settings.command_processor_health_port, processor.ready.is_set)
+    health = HealthServer(
+        "127.0.0.1", settings.command_processor_health_port, processor.ready.is_set
+    )
     health.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -62,10 +62,17 @@ class PartitionWriter:
             decisions = [d for m in batch if (d := self._decide(m, staged)) is not None]
             self._flush_events(decisions)
             for decision in decisions:
-                self._produce(self.topics.outcomes, decision.command["command_id"],
-                              self.codec.encode("command.outcome", decision.outcome))
-            next_offset = TopicPartition(self.topics.commands, self.partition, batch[-1].offset() + 1)
-            self.producer.send_offsets_to_transaction([next_offset], consumer.consumer_group_metadata())
+                self._produce(
+                    self.topics.outcomes,
+                    decision.command["command_id"],
+                    self.codec.encode("command.outcome", decision.outcome),
+                )
+            next_offset = TopicPartition(
+                self.topics.commands, self.partition, batch[-1].offset() + 1
+            )
+            self.producer.send_offsets_to_transaction(
+                [next_offset], consumer.consumer_group_metadata()
+            )
             self.producer.commit_transaction()
         except KafkaException as exc:
             self._recover(exc, consumer)
@@ -81,18 +88,30 @@ class PartitionWriter:
             if command.get("command_id") is None or "expected_version" not in command:
                 raise DecodeError("invalid", "not a command record")
         except DecodeError as err:
-            log.warning("command_dead_lettered", reason=err.reason, offset=message.offset(),
-                        partition=self.partition)
-            self._produce(self.topics.deadletter, None,
-                          dead_letter(self.codec, message, err, CONSUMER_NAME, self.now()))
+            log.warning(
+                "command_dead_lettered",
+                reason=err.reason,
+                offset=message.offset(),
+                partition=self.partition,
+            )
+            self._produce(
+                self.topics.deadletter,
+                None,
+                dead_letter(self.codec, message, err, CONSUMER_NAME, self.now()),
+            )
             return None
         decision = decide_command(staged, command, self.now)
         if decision.accepted:
-            staged.set(command["aggregate_type"], command["aggregate_id"], decision.state,
-                       decision.version)
+            staged.set(
+                command["aggregate_type"], command["aggregate_id"], decision.state, decision.version
+            )
         for event in decision.events:
-            self._produce(self.topics.events, event["aggregate_id"],
-                          self.codec.encode(event["type"], event), decision)
+            self._produce(
+                self.topics.events,
+                event["aggregate_id"],
+                self.codec.encode(event["type"], event),
+                decision,
+            )
         return decision
 
     def _produce(self, topic: str, key: str | None, value: bytes, decision: Any = None) -> None:
@@ -126,7 +145,9 @@ class PartitionWriter:
         consumer.seek(TopicPartition(self.topics.commands, self.partition, offset))
 
 
-def rebuild_states(settings: Settings, topic: str, partition: int, codec: AvroCodec) -> AggregateStates:
+def rebuild_states(
+    settings: Settings, topic: str, partition: int, codec: AvroCodec
+) -> AggregateStates:
     """Fold the committed events of one partition, from offset 0 to its end."""
     states = AggregateStates()
     group = f"{settings.topic_prefix}.rebuild"

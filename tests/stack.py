@@ -50,8 +50,11 @@ class ServiceProcess:
         self.starts += 1
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(
-                [NEXUS, "run", self.name], env=environment(self.settings), stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [NEXUS, "run", self.name],
+                env=environment(self.settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.wait_ready(timeout, probe)
         return self
@@ -69,7 +72,9 @@ class ServiceProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"{self.name} not ready after {timeout}s: {self.log_path.read_text()[-3000:]}")
+        raise AssertionError(
+            f"{self.name} not ready after {timeout}s: {self.log_path.read_text()[-3000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: no flush, no commit, no goodbye."""

@@ -21,7 +21,9 @@ class Stored:
     record: dict[str, Any]
 
 
-def read_topic(settings: Settings, topic: str, *, isolation: str = "read_committed") -> list[Stored]:
+def read_topic(
+    settings: Settings, topic: str, *, isolation: str = "read_committed"
+) -> list[Stored]:
     """Every message of `topic` up to its current end, decoded, in partition/offset order."""
     codec = AvroCodec()
     consumer = Consumer(
@@ -37,7 +39,9 @@ def read_topic(settings: Settings, topic: str, *, isolation: str = "read_committ
         consumer.close()
 
 
-def _read_partition(consumer: Consumer, codec: AvroCodec, topic: str, partition: int) -> list[Stored]:
+def _read_partition(
+    consumer: Consumer, codec: AvroCodec, topic: str, partition: int
+) -> list[Stored]:
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
     consumer.assign([TopicPartition(topic, partition, low)])
     out: list[Stored] = []

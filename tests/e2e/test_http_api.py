@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from stack import ServiceProcess, with_free_ports
 
 from gateway.auth import TokenVerifier
 from infra.settings import Settings
-from stack import ServiceProcess, with_free_ports
 from streams.topics import ensure_topics
 
 WAIT = {"Prefer": "wait=15"}
@@ -36,10 +36,15 @@ def stack(module_settings: Settings) -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 def api(stack: Settings) -> Iterator[httpx.Client]:
     verifier = TokenVerifier(stack.resolved_jwt_secret(), stack.jwt_issuer, stack.jwt_audience)
-    token = verifier.issue("alice", ["users:read", "users:write", "workspaces:read",
-                                     "workspaces:write", "commands:read"])
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.gateway_port}",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+    token = verifier.issue(
+        "alice",
+        ["users:read", "users:write", "workspaces:read", "workspaces:write", "commands:read"],
+    )
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.gateway_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as client:
         yield client
 
 
@@ -62,7 +67,9 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 def test_register_then_read_your_write(api: httpx.Client) -> None:
     created = new_user(api)
     assert created["version"] == 1
-    user = api.get(f"/api/v1/users/{created['aggregate_id']}", params={"after": created["position"]})
+    user = api.get(
+        f"/api/v1/users/{created['aggregate_id']}", params={"after": created["position"]}
+    )
     assert user.status_code == 200
     assert user.headers["etag"] == '"1"'
     assert user.json()["name"] == "Ada" and user.json()["status"] == "active"
@@ -70,11 +77,13 @@ def test_register_then_read_your_write(api: httpx.Client) -> None:
 
 def test_if_match_guards_against_lost_updates(api: httpx.Client) -> None:
     user_id = new_user(api)["aggregate_id"]
-    stale = api.patch(f"/api/v1/users/{user_id}", json={"name": "Bea"},
-                      headers={**WAIT, "If-Match": '"0"'})
+    stale = api.patch(
+        f"/api/v1/users/{user_id}", json={"name": "Bea"}, headers={**WAIT, "If-Match": '"0"'}
+    )
     assert_problem(stale, 412, "version_conflict")
-    fresh = api.patch(f"/api/v1/users/{user_id}", json={"name": "Bea"},
-                      headers={**WAIT, "If-Match": '"1"'})
+    fresh = api.patch(
+        f"/api/v1/users/{user_id}", json={"name": "Bea"}, headers={**WAIT, "If-Match": '"1"'}
+    )
     assert fresh.status_code == 200 and fresh.json()["version"] == 2
     assert fresh.headers["etag"] == '"2"'
 
@@ -84,10 +93,15 @@ def test_workspace_with_members_and_user_listing(api: httpx.Client) -> None:
     created = api.post("/api/v1/workspaces", json={"name": "Acme", "owner_id": owner}, headers=WAIT)
     assert created.status_code == 201, created.text
     workspace_id = created.json()["aggregate_id"]
-    added = api.post(f"/api/v1/workspaces/{workspace_id}/members",
-                     json={"user_id": member, "role": "admin"}, headers=WAIT)
+    added = api.post(
+        f"/api/v1/workspaces/{workspace_id}/members",
+        json={"user_id": member, "role": "admin"},
+        headers=WAIT,
+    )
     assert added.status_code == 200, added.text
-    workspace = api.get(f"/api/v1/workspaces/{workspace_id}", params={"after": added.json()["position"]})
+    workspace = api.get(
+        f"/api/v1/workspaces/{workspace_id}", params={"after": added.json()["position"]}
+    )
     members = {m["user_id"]: m["role"] for m in workspace.json()["members"]}
     assert members == {owner: "owner", member: "admin"}
     listed = api.get("/api/v1/users", params={"workspace_id": workspace_id})
@@ -111,8 +125,9 @@ def test_without_wait_the_answer_is_202_and_the_outcome_comes_later(api: httpx.C
 
 def test_business_rule_violations(api: httpx.Client) -> None:
     user_id = new_user(api)["aggregate_id"]
-    again = api.post("/api/v1/users", json={"user_id": user_id, "email": "x@y.co", "name": "X"},
-                     headers=WAIT)
+    again = api.post(
+        "/api/v1/users", json={"user_id": user_id, "email": "x@y.co", "name": "X"}, headers=WAIT
+    )
     assert_problem(again, 409, "user.already_registered")
     bad_email = api.post("/api/v1/users", json={"email": "nope", "name": "X"}, headers=WAIT)
     assert_problem(bad_email, 422, "user.invalid_email")
@@ -121,14 +136,26 @@ def test_business_rule_violations(api: httpx.Client) -> None:
 
 
 def test_malformed_invalid_and_oversized_bodies(api: httpx.Client) -> None:
-    malformed = api.post("/api/v1/users", content=b'{"email": ', headers={"Content-Type": "application/json"})
+    malformed = api.post(
+        "/api/v1/users", content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
     assert_problem(malformed, 400, "malformed-json")
-    not_utf8 = api.post("/api/v1/users", content=b'{"name": "\xff"}', headers={"Content-Type": "application/json"})
+    not_utf8 = api.post(
+        "/api/v1/users", content=b'{"name": "\xff"}', headers={"Content-Type": "application/json"}
+    )
     assert_problem(not_utf8, 400, "malformed-json")
     invalid = api.post("/api/v1/users", json={"email": 5, "nmae": "X"})
-    errors = {e["pointer"]: e["detail"] for e in assert_problem(invalid, 422, "invalid-body")["errors"]}
-    assert errors == {"/email": "must be a string", "/name": "is required", "/nmae": "unknown field"}
-    prefs = api.put("/api/v1/users/u-1/preferences", json={"channels": [{"channel": "fax", "address": "1"}]})
+    errors = {
+        e["pointer"]: e["detail"] for e in assert_problem(invalid, 422, "invalid-body")["errors"]
+    }
+    assert errors == {
+        "/email": "must be a string",
+        "/name": "is required",
+        "/nmae": "unknown field",
+    }
+    prefs = api.put(
+        "/api/v1/users/u-1/preferences", json={"channels": [{"channel": "fax", "address": "1"}]}
+    )
     pointers = [e["pointer"] for e in assert_problem(prefs, 422, "invalid-body")["errors"]]
     assert pointers == ["/channels/0/channel"]
     huge = api.post("/api/v1/users", json={"email": "a@b.co", "name": "x" * (1024 * 1024)})
@@ -152,8 +179,11 @@ def test_tokens(api: httpx.Client, stack: Settings) -> None:
     response = httpx.get(api.base_url.join(url), headers={"Authorization": f"Bearer {unsigned}"})
     assert_problem(response, 401, "invalid-token")
     reader = TokenVerifier(secret, stack.jwt_issuer, stack.jwt_audience).issue("r", ["users:read"])
-    response = httpx.post(api.base_url.join("/api/v1/users"), json={"email": "a@b.co", "name": "A"},
-                          headers={"Authorization": f"Bearer {reader}"})
+    response = httpx.post(
+        api.base_url.join("/api/v1/users"),
+        json={"email": "a@b.co", "name": "A"},
+        headers={"Authorization": f"Bearer {reader}"},
+    )
     assert_problem(response, 403, "insufficient-scope")
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from stack import ServiceProcess, with_free_ports
 
 from gateway.auth import TokenVerifier
 from infra.processes import free_port
 from infra.settings import Settings
-from stack import ServiceProcess, with_free_ports
 
 
 def test_commands_get_503_when_kafka_is_unreachable(settings: Settings) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from topic_reading import Stored, read_topic
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.command_processor import CommandProcessor
 from streams.kafka_config import producer_config
 from streams.topics import ensure_topics
-from topic_reading import Stored, read_topic
 
 
 class Running:
@@ -41,20 +41,30 @@ def send(settings: Settings, commands: list[dict[str, Any]], raw: list[bytes] = 
     codec = AvroCodec()
     producer = Producer(producer_config(settings))
     for record in commands:
-        producer.produce(settings.topic("commands"), codec.encode(record["type"], record),
-                         key=record["aggregate_id"])
+        producer.produce(
+            settings.topic("commands"),
+            codec.encode(record["type"], record),
+            key=record["aggregate_id"],
+        )
     for payload in raw:
         producer.produce(settings.topic("commands"), payload, key=b"u-1")
     assert producer.flush(10) == 0
 
 
-def command(n: int, type_: str, aggregate_id: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def command(
+    n: int, type_: str, aggregate_id: str, data: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     return {
-        "command_id": f"c-{n}", "type": type_,
+        "command_id": f"c-{n}",
+        "type": type_,
         "aggregate_type": "workspace" if "Workspace" in type_ else "user",
-        "aggregate_id": aggregate_id, "expected_version": None,
-        "issued_at": datetime.now(UTC), "correlation_id": f"corr-{n}", "actor": "test",
-        "data": data, **extra,
+        "aggregate_id": aggregate_id,
+        "expected_version": None,
+        "issued_at": datetime.now(UTC),
+        "correlation_id": f"corr-{n}",
+        "actor": "test",
+        "data": data,
+        **extra,
     }
 
 
@@ -76,19 +86,25 @@ def test_commands_become_events_outcomes_and_positions(topics_ready: Settings) -
     settings = topics_ready
     running = Running(settings)
     try:
-        send(settings, [
-            command(1, "CreateWorkspace", "w-1", {"name": "Acme", "owner_id": "u-1"}),
-            command(2, "AddWorkspaceMember", "w-1", {"user_id": "u-2", "role": "admin"}),
-            command(3, "AddWorkspaceMember", "w-1", {"user_id": "u-2", "role": "admin"}),
-            command(4, "RenameWorkspace", "w-1", {"name": "Acme 2"}, expected_version=1),
-        ])
+        send(
+            settings,
+            [
+                command(1, "CreateWorkspace", "w-1", {"name": "Acme", "owner_id": "u-1"}),
+                command(2, "AddWorkspaceMember", "w-1", {"user_id": "u-2", "role": "admin"}),
+                command(3, "AddWorkspaceMember", "w-1", {"user_id": "u-2", "role": "admin"}),
+                command(4, "RenameWorkspace", "w-1", {"name": "Acme 2"}, expected_version=1),
+            ],
+        )
         outcomes = by_command(wait_outcomes(settings, 4))
     finally:
         running.close()
     events = [e for e in read_topic(settings, settings.topic("events"))]
     assert [e.record["aggregate_version"] for e in events] == [1, 2, 3]
     assert [e.record["type"] for e in events] == [
-        "workspace.created", "workspace.member_added", "workspace.member_added"]
+        "workspace.created",
+        "workspace.member_added",
+        "workspace.member_added",
+    ]
     assert outcomes["c-1"]["status"] == "accepted" and outcomes["c-1"]["version"] == 2
     assert outcomes["c-2"]["position"] == f"{events[2].partition}-{events[2].offset}"
     assert outcomes["c-3"]["error_code"] == "workspace.member_exists"
@@ -103,10 +119,13 @@ def test_a_restarted_processor_rebuilds_state_from_the_events(topics_ready: Sett
     first.close()
     second = Running(settings)
     try:
-        send(settings, [
-            command(2, "RegisterUser", "u-1", {"email": "a@b.co", "name": "A"}),
-            command(3, "UpdateUserProfile", "u-1", {"name": "B"}, expected_version=1),
-        ])
+        send(
+            settings,
+            [
+                command(2, "RegisterUser", "u-1", {"email": "a@b.co", "name": "A"}),
+                command(3, "UpdateUserProfile", "u-1", {"name": "B"}, expected_version=1),
+            ],
+        )
         outcomes = by_command(wait_outcomes(settings, 3))
     finally:
         second.close()

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from stack import ServiceProcess, with_free_ports
+from topic_reading import Stored, read_topic
 
 from gateway.auth import TokenVerifier
 from infra.settings import Settings
-from stack import ServiceProcess, with_free_ports
 from streams.topics import ensure_topics
-from topic_reading import Stored, read_topic
 
 USERS = WORKSPACES = 250
 PER_AGGREGATE = 20
@@ -29,13 +29,21 @@ CONCURRENCY = 48
 
 
 def user_commands(i: int) -> list[tuple[str, str, dict[str, Any]]]:
-    first = ("POST", "/api/v1/users", {"user_id": f"u{i}", "email": f"u{i}@example.com", "name": "n0"})
-    return [first] + [("PATCH", f"/api/v1/users/u{i}", {"name": f"n{k}"}) for k in range(1, PER_AGGREGATE)]
+    first = (
+        "POST",
+        "/api/v1/users",
+        {"user_id": f"u{i}", "email": f"u{i}@example.com", "name": "n0"},
+    )
+    return [first] + [
+        ("PATCH", f"/api/v1/users/u{i}", {"name": f"n{k}"}) for k in range(1, PER_AGGREGATE)
+    ]
 
 
 def workspace_commands(i: int) -> list[tuple[str, str, dict[str, Any]]]:
     path = f"/api/v1/workspaces/w{i}"
-    steps = [("POST", "/api/v1/workspaces", {"workspace_id": f"w{i}", "name": "w0", "owner_id": f"u{i}"})]
+    steps = [
+        ("POST", "/api/v1/workspaces", {"workspace_id": f"w{i}", "name": "w0", "owner_id": f"u{i}"})
+    ]
     for k in range(1, PER_AGGREGATE):
         if k % 2:
             steps.append(("POST", f"{path}/members", {"user_id": f"m{i}-{k}", "role": "member"}))
@@ -50,7 +58,9 @@ class Load:
         self.accepted: list[str] = []
         self.failures: Counter[int] = Counter()
 
-    async def drive(self, steps: list[tuple[str, str, dict[str, Any]]], gate: asyncio.Semaphore) -> None:
+    async def drive(
+        self, steps: list[tuple[str, str, dict[str, Any]]], gate: asyncio.Semaphore
+    ) -> None:
         for method, path, body in steps:  # in order: one aggregate's commands are sequential
             async with gate:
                 while True:
@@ -63,14 +73,23 @@ class Load:
 
 
 async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) -> Load:
-    token = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
-    headers = {"Authorization": "Bearer " + token.issue("fault", ["users:write", "workspaces:write"])}
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.gateway_port}",
-                                 headers=headers, timeout=60,
-                                 limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+    token = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
+    headers = {
+        "Authorization": "Bearer " + token.issue("fault", ["users:write", "workspaces:write"])
+    }
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{settings.gateway_port}",
+        headers=headers,
+        timeout=60,
+        limits=httpx.Limits(max_connections=CONCURRENCY),
+    ) as client:
         load = Load(client)
         gate = asyncio.Semaphore(CONCURRENCY)
-        plans = [user_commands(i) for i in range(USERS)] + [workspace_commands(i) for i in range(WORKSPACES)]
+        plans = [user_commands(i) for i in range(USERS)] + [
+            workspace_commands(i) for i in range(WORKSPACES)
+        ]
         senders = asyncio.gather(*(load.drive(p, gate) for p in plans))
         for threshold, victim in kills:
             while len(load.accepted) < threshold:
@@ -101,20 +120,37 @@ def fold(events: list[Stored]) -> tuple[dict[str, Any], dict[str, Any], set[tupl
             users[e["aggregate_id"]] = (data["email"], data["name"], e["aggregate_version"])
         elif e["type"] == "user.profile_updated":
             email, name, _ = users[e["aggregate_id"]]
-            users[e["aggregate_id"]] = (data["email"] or email, data["name"] or name, e["aggregate_version"])
+            users[e["aggregate_id"]] = (
+                data["email"] or email,
+                data["name"] or name,
+                e["aggregate_version"],
+            )
         elif e["type"] in ("workspace.created", "workspace.renamed"):
             workspaces[e["aggregate_id"]] = (data["name"], e["aggregate_version"])
         elif e["type"] == "workspace.member_added":
             members.add((e["aggregate_id"], data["user_id"], data["role"]))
-            workspaces[e["aggregate_id"]] = (workspaces[e["aggregate_id"]][0], e["aggregate_version"])
+            workspaces[e["aggregate_id"]] = (
+                workspaces[e["aggregate_id"]][0],
+                e["aggregate_version"],
+            )
     return users, workspaces, members
 
 
-def read_models(settings: Settings) -> tuple[dict[str, Any], dict[str, Any], set[tuple[str, str, str]]]:
+def read_models(
+    settings: Settings,
+) -> tuple[dict[str, Any], dict[str, Any], set[tuple[str, str, str]]]:
     with psycopg.connect(settings.resolved_database_url) as conn:
-        users = {r[0]: tuple(r[1:]) for r in conn.execute("SELECT user_id, email, name, version FROM users")}
-        workspaces = {r[0]: tuple(r[1:]) for r in conn.execute("SELECT workspace_id, name, version FROM workspaces")}
-        members = {tuple(r) for r in conn.execute("SELECT workspace_id, user_id, role FROM memberships")}
+        users = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute("SELECT user_id, email, name, version FROM users")
+        }
+        workspaces = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute("SELECT workspace_id, name, version FROM workspaces")
+        }
+        members = {
+            tuple(r) for r in conn.execute("SELECT workspace_id, user_id, role FROM memberships")
+        }
     return users, workspaces, members  # type: ignore[return-value]
 
 
@@ -132,8 +168,11 @@ def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
         assert len(load.accepted) == TOTAL == len(set(load.accepted))
 
         outcomes = wait_for(
-            lambda: (o := read_topic(settings, settings.topic("outcomes"))) and len(o) >= TOTAL and o,
-            180, "every outcome",
+            lambda: (o := read_topic(settings, settings.topic("outcomes")))
+            and len(o) >= TOTAL
+            and o,
+            180,
+            "every outcome",
         )
         decided = Counter(o.record["command_id"] for o in outcomes)
         assert set(decided) == set(load.accepted), "a command answered 202 was lost"

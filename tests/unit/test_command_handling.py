@@ -13,16 +13,23 @@ AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 def command(type_: str, aggregate_id: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
     aggregate_type = "user" if "User" in type_ or "Preferences" in type_ else "workspace"
     return {
-        "command_id": f"cmd-{type_}-{aggregate_id}", "type": type_,
-        "aggregate_type": aggregate_type, "aggregate_id": aggregate_id,
-        "expected_version": None, "issued_at": AT, "correlation_id": "corr", "actor": "alice",
-        "data": data, **extra,
+        "command_id": f"cmd-{type_}-{aggregate_id}",
+        "type": type_,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "expected_version": None,
+        "issued_at": AT,
+        "correlation_id": "corr",
+        "actor": "alice",
+        "data": data,
+        **extra,
     }
 
 
 def register(states: AggregateStates, user_id: str = "u1") -> None:
     decision = decide_command(
-        states, command("RegisterUser", user_id, {"email": "a@b.co", "name": "A", "locale": None}),
+        states,
+        command("RegisterUser", user_id, {"email": "a@b.co", "name": "A", "locale": None}),
         lambda: AT,
     )
     states.set("user", user_id, decision.state, decision.version)
@@ -42,29 +49,53 @@ def test_accepted_command_numbers_events_from_the_current_version() -> None:
 
 
 def test_event_ids_derive_from_the_command_so_a_retry_repeats_them() -> None:
-    first = decide_command(AggregateStates(), command("CreateWorkspace", "w1", {"name": "A", "owner_id": "u"}), lambda: AT)
-    again = decide_command(AggregateStates(), command("CreateWorkspace", "w1", {"name": "A", "owner_id": "u"}), lambda: AT)
+    first = decide_command(
+        AggregateStates(),
+        command("CreateWorkspace", "w1", {"name": "A", "owner_id": "u"}),
+        lambda: AT,
+    )
+    again = decide_command(
+        AggregateStates(),
+        command("CreateWorkspace", "w1", {"name": "A", "owner_id": "u"}),
+        lambda: AT,
+    )
     assert [e["event_id"] for e in first.events] == [e["event_id"] for e in again.events]
 
 
 def test_stale_expected_version_is_a_precondition_failure() -> None:
     states = AggregateStates()
     register(states)
-    stale = decide_command(states, command("UpdateUserProfile", "u1", {"name": "B", "email": None},
-                                           expected_version=0), lambda: AT)
+    stale = decide_command(
+        states,
+        command("UpdateUserProfile", "u1", {"name": "B", "email": None}, expected_version=0),
+        lambda: AT,
+    )
     assert stale.events == []
-    assert (stale.outcome["error_code"], stale.outcome["error_kind"]) == ("version_conflict", "precondition")
-    current = decide_command(states, command("UpdateUserProfile", "u1", {"name": "B", "email": None},
-                                             expected_version=1), lambda: AT)
+    assert (stale.outcome["error_code"], stale.outcome["error_kind"]) == (
+        "version_conflict",
+        "precondition",
+    )
+    current = decide_command(
+        states,
+        command("UpdateUserProfile", "u1", {"name": "B", "email": None}, expected_version=1),
+        lambda: AT,
+    )
     assert current.accepted and current.version == 2
 
 
 def test_domain_errors_become_rejected_outcomes_with_their_code() -> None:
     states = AggregateStates()
     register(states)
-    again = decide_command(states, command("RegisterUser", "u1", {"email": "a@b.co", "name": "A", "locale": None}), lambda: AT)
+    again = decide_command(
+        states,
+        command("RegisterUser", "u1", {"email": "a@b.co", "name": "A", "locale": None}),
+        lambda: AT,
+    )
     assert again.outcome["status"] == "rejected"
-    assert (again.outcome["error_code"], again.outcome["error_kind"]) == ("user.already_registered", "conflict")
+    assert (again.outcome["error_code"], again.outcome["error_kind"]) == (
+        "user.already_registered",
+        "conflict",
+    )
     assert again.outcome["version"] == 1
 
 

@@ -21,8 +21,13 @@ def verifier() -> TokenVerifier:
 
 @pytest.mark.parametrize(
     ("prefer", "wait"),
-    [(None, None), ("respond-async", None), ("wait=5", 5.0), ("respond-async, wait=2.5", 2.5),
-     ("wait=600", 30.0)],
+    [
+        (None, None),
+        ("respond-async", None),
+        ("wait=5", 5.0),
+        ("respond-async, wait=2.5", 2.5),
+        ("wait=600", 30.0),
+    ],
 )
 def test_prefer_wait(prefer: str | None, wait: float | None) -> None:
     assert requested_wait(prefer) == wait
@@ -57,9 +62,15 @@ BAD_HEADERS: dict[str, tuple[Callable[[], str | None], str]] = {
     "expired": (lambda: _bearer(_claims(exp=int(time.time()) - 5)), "expired-token"),
     "wrong-audience": (lambda: _bearer(_claims(aud="other")), "invalid-token"),
     "wrong-issuer": (lambda: _bearer(_claims(iss="evil")), "invalid-token"),
-    "wrong-key": (lambda: _bearer(_claims(), "another-secret-0123456789-0123456789"), "invalid-token"),
+    "wrong-key": (
+        lambda: _bearer(_claims(), "another-secret-0123456789-0123456789"),
+        "invalid-token",
+    ),
     "alg-none": (lambda: "Bearer " + jwt.encode(_claims(), None, "none"), "invalid-token"),
-    "no-exp": (lambda: _bearer({k: v for k, v in _claims().items() if k != "exp"}), "invalid-token"),
+    "no-exp": (
+        lambda: _bearer({k: v for k, v in _claims().items() if k != "exp"}),
+        "invalid-token",
+    ),
     "garbage": (lambda: "Bearer not.a.jwt", "invalid-token"),
 }
 

@@ -38,16 +38,24 @@ def crc64_avro(data: bytes) -> int:
 
 def event(type_: str, data: dict[str, Any], version: int = 1) -> dict[str, Any]:
     return {
-        "event_id": "e-1", "type": type_, "aggregate_type": type_.split(".")[0],
-        "aggregate_id": "a-1", "aggregate_version": version,
+        "event_id": "e-1",
+        "type": type_,
+        "aggregate_type": type_.split(".")[0],
+        "aggregate_id": "a-1",
+        "aggregate_version": version,
         "occurred_at": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
-        "correlation_id": "c-1", "causation_id": None, "actor": "tester", "data": data,
+        "correlation_id": "c-1",
+        "causation_id": None,
+        "actor": "tester",
+        "data": data,
     }
 
 
 def test_single_object_header_is_magic_then_little_endian_crc64_of_canonical_form() -> None:
     codec = AvroCodec()
-    payload = codec.encode("user.registered", event("user.registered", {"email": "a@b.co", "name": "A"}))
+    payload = codec.encode(
+        "user.registered", event("user.registered", {"email": "a@b.co", "name": "A"})
+    )
     schema = default_registry().latest("user.registered")
     from fastavro.schema import to_parsing_canonical_form
 
@@ -108,7 +116,9 @@ def test_every_schema_history_is_fully_compatible() -> None:
 
 
 def test_an_incompatible_new_version_is_caught(tmp_path: Path) -> None:
-    shutil.copytree(SCHEMA_ROOT / "events" / "workspace.renamed", tmp_path / "events" / "workspace.renamed")
+    shutil.copytree(
+        SCHEMA_ROOT / "events" / "workspace.renamed", tmp_path / "events" / "workspace.renamed"
+    )
     raw = json.loads((tmp_path / "events/workspace.renamed/v1.avsc").read_text())
     raw["fields"][-1]["type"]["fields"].append({"name": "slug", "type": "string"})  # no default
     (tmp_path / "events/workspace.renamed/v2.avsc").write_text(json.dumps(raw))
@@ -124,7 +134,7 @@ def test_every_event_schema_starts_with_the_envelope() -> None:
         for version in registry.versions(name):
             fields = version.raw["fields"]
             assert fields[: len(envelope)] == envelope, version.label
-            assert [f["name"] for f in fields[len(envelope):]] == ["data"], version.label
+            assert [f["name"] for f in fields[len(envelope) :]] == ["data"], version.label
 
 
 def test_every_command_schema_starts_with_the_command_envelope() -> None:
@@ -142,7 +152,9 @@ def _data_fields(name: str) -> list[str]:
 
 def test_python_events_match_their_schemas() -> None:
     types = {t: cls for d in DECIDERS.values() for t, cls in d.event_types.items()}
-    assert set(types) == {n for n in default_registry().names("events") if n.split(".")[0] in DECIDERS}
+    assert set(types) == {
+        n for n in default_registry().names("events") if n.split(".")[0] in DECIDERS
+    }
     for name, cls in types.items():
         assert [f.name for f in dataclasses.fields(cls)] == _data_fields(name), name
 

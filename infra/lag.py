@@ -1,0 +1,58 @@
+"""Consumer lag for `nexus status`: how far each consuming service is behind its topics."""
+
+from __future__ import annotations
+
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+
+from infra.settings import Settings
+from streams.kafka_config import consumer_config
+
+
+def _high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
+    partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 5)[1] for p in partitions}
+
+
+def command_processor_lag(settings: Settings) -> int:
+    """Commands not yet decided: end offsets minus the group's committed offsets."""
+    topic = settings.topic("commands")
+    group = f"{settings.topic_prefix}.command-processor"
+    consumer = Consumer(consumer_config(settings, group))
+    try:
+        highs = _high_watermarks(consumer, topic)
+        committed = consumer.committed([TopicPartition(topic, p) for p in highs], 5)
+        return sum(highs[tp.partition] - max(tp.offset, 0) for tp in committed)
+    finally:
+        consumer.close()
+
+
+def projector_lag(settings: Settings) -> int:
+    """The most any projection is behind on its topic (offsets, transaction markers included)."""
+    consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.status"))
+    try:
+        highs = {t: _high_watermarks(consumer, settings.topic(t)) for t in ("events", "outcomes")}
+    finally:
+        consumer.close()
+    with psycopg.connect(settings.resolved_database_url, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT name, topic, partition, next_offset FROM public.projection_checkpoints"
+        ).fetchall()
+    checkpoints: dict[str, dict[tuple[str, int], int]] = {}
+    for name, topic, partition, next_offset in rows:
+        checkpoints.setdefault(name, {})[(topic, partition)] = next_offset
+    behind = [
+        sum(high - marks.get((topic, p), 0) for p, high in _topic_highs(highs, settings, topic))
+        for marks in checkpoints.values()
+        for topic in {t for t, _ in marks}
+    ]
+    return max(behind, default=0)
+
+
+def _topic_highs(
+    highs: dict[str, dict[int, int]], settings: Settings, topic: str
+) -> list[tuple[int, int]]:
+    for logical, marks in highs.items():
+        if settings.topic(logical) == topic:
+            return list(marks.items())
+    return []
