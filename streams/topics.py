@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from infra.settings import Settings
-from streams.kafka_config import admin_config
+from streams.kafka_config import admin_config, consumer_config
 
 # Commands and events share a partition count so that command partition p owns event partition p.
 LOGICAL_TOPICS = ("commands", "events", "outcomes", "deadletter")
@@ -45,28 +45,35 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
             except KafkaException as exc:
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
-    _wait_for_leaders(admin, topics, timeout)
+    _wait_for_leaders(settings, admin, topics, timeout)
     _check_copartitioned(admin, topics, timeout)
     return topics
 
 
-def _wait_for_leaders(admin: AdminClient, topics: Topics, timeout: float) -> None:
-    """A just-created partition answers NOT_LEADER until its leader is elected."""
+def _wait_for_leaders(
+    settings: Settings, admin: AdminClient, topics: Topics, timeout: float
+) -> None:
+    """A new partition answers NOT_LEADER until its leader is serving; ask each one."""
+    probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.topic-probe"))
     deadline = time.monotonic() + timeout
-    names = (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+    meta = admin.list_topics(timeout=timeout).topics
+    try:
+        for name in (topics.commands, topics.events, topics.outcomes, topics.deadletter):
+            for partition in meta[name].partitions:
+                _wait_for_partition(probe, TopicPartition(name, partition), deadline)
+    finally:
+        probe.close()
+
+
+def _wait_for_partition(probe: Consumer, tp: TopicPartition, deadline: float) -> None:
     while True:
-        meta = admin.list_topics(timeout=timeout).topics
-        pending = [
-            f"{name}/{p.id}"
-            for name in names
-            for p in (meta[name].partitions.values() if name in meta else [])
-            if p.leader < 0 or p.error is not None
-        ]
-        if not pending and all(name in meta for name in names):
+        try:
+            probe.get_watermark_offsets(tp, 5)
             return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"partitions without a leader: {pending[:5]}")
-        time.sleep(0.1)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _check_copartitioned(admin: AdminClient, topics: Topics, timeout: float) -> None:

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from topic_reading import read_topic
 
 from infra.settings import Settings
 from schemas.codec import SchemaViolation
 from streams.bus import EventBus, EventSubscriber, OwnedByCommandSide
 from streams.kafka_config import producer_config
 from streams.topics import ensure_topics
-from topic_reading import read_topic
 
 ACTIVITY = {"kind": "login", "subject_id": "s-1", "attributes": {"ip": "127.0.0.1"}}
 

@@ -1,4 +1,4 @@
-"""Any client can read our topics: kcat fetches the bytes, plain fastavro and schemas/ decode them."""
+"""Any client can read our topics: kcat fetches bytes, plain fastavro and schemas/ decode."""
 
 from __future__ import annotations
 
