@@ -64,12 +64,15 @@ def install(args: argparse.Namespace, settings: Settings) -> int:
     if args.test_tools:
         print(f"compose:    {' '.join(ensure_compose())}")
         print(f"kcat:       {ensure_command('kcat', 'kcat')}")
+        print(f"promtool:   {ensure_command('promtool', 'prometheus')}")
     return 0
 
 
 def _install_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--test-tools", action="store_true", help="also install what tests use: Compose, kcat"
+        "--test-tools",
+        action="store_true",
+        help="also install what tests use: Compose, kcat, promtool",
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -194,3 +196,16 @@ def test_unknown_resources_and_health(api: httpx.Client) -> None:
     ready = api.get("/readyz")
     assert ready.status_code == 200 and all(ready.json()["checks"].values())
     assert "nexus_http_requests_total" in api.get("/metrics").text
+
+
+def test_every_metrics_endpoint_passes_promtool(api: httpx.Client, stack: Settings) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is installed by `make test` (nexus install --test-tools)"
+    ports = (stack.gateway_port, stack.command_processor_health_port, stack.projector_health_port)
+    for port in ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        check = subprocess.run(
+            [promtool, "check", "metrics"], input=text.encode(), capture_output=True, timeout=30
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+    assert "nexus_commands_total" in httpx.get(f"http://127.0.0.1:{ports[1]}/metrics").text
