@@ -56,9 +56,15 @@ def _wait_for_leaders(
     """A new partition answers NOT_LEADER until its leader is serving; ask each one."""
     probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.topic-probe"))
     deadline = time.monotonic() + timeout
+    names = (topics.commands, topics.events, topics.outcomes, topics.deadletter)
     meta = admin.list_topics(timeout=timeout).topics
+    while not all(name in meta and meta[name].partitions for name in names):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics not in the cluster metadata: {names}")
+        time.sleep(0.1)
+        meta = admin.list_topics(timeout=timeout).topics
     try:
-        for name in (topics.commands, topics.events, topics.outcomes, topics.deadletter):
+        for name in names:
             for partition in meta[name].partitions:
                 _wait_for_partition(probe, TopicPartition(name, partition), deadline)
     finally:
