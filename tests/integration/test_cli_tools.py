@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 
+from stack import NEXUS, environment
+
 from gateway.auth import TokenVerifier
 from infra.settings import Settings
-from stack import NEXUS, environment
 from streams.topics import ensure_topics
 
 
