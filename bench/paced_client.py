@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Sent:
-    """One request: when it was due, sent and answered (time.monotonic()), and its status."""
+    """One request: when it was due, sent and answered (time.monotonic()), and its status.
+
+    `sent_at` is the send time again by the wall clock, to compare with event timestamps.
+    """
 
     index: int
     due: float
     sent: float
+    sent_at: float
     answered: float = 0.0
     status: int = 0
 
@@ -51,7 +55,11 @@ async def read_status(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     length = next(
-        (int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")),
+        (
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        ),
         None,
     )
     if length is None:
@@ -80,7 +88,7 @@ async def paced(
                 if (delay := due - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
                 before_send(index)
-                sent = Sent(index, due, time.monotonic())
+                sent = Sent(index, due, time.monotonic(), time.time())
                 writer.write(request(index))
                 sent.status = await read_status(reader)
                 sent.answered = time.monotonic()

@@ -134,5 +134,7 @@ class Stack:
 
 def gateway_token(settings: Settings) -> str:
     """A bearer token the gateway of these settings accepts for user commands."""
-    verifier = TokenVerifier(settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience)
+    verifier = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
     return verifier.issue("bench", ["users:read", "users:write"], ttl_seconds=3600)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +50,11 @@ class Outcome:
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+
+
+def say(message: str) -> None:
+    """Progress on stderr, so the table on stdout stays clean."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def quantity(value: float | None, unit: str) -> str:
@@ -102,4 +109,15 @@ def write_json(path: Path, outcomes: Sequence[Outcome], run: dict[str, Any]) -> 
         ],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(finite(body), indent=2, default=str) + "\n")
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities as null, which JSON can carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value

@@ -1,17 +1,19 @@
 """Watches the users view for expected ids and notes when each row first appears.
 
-A thread polls PostgreSQL every few milliseconds for the ids still pending; times are
-time.monotonic(), comparable with the paced client's send times in the same process.
+A thread polls PostgreSQL every few milliseconds for the ids still pending. `seen` times
+are time.monotonic(), comparable with the paced client's send times in the same process;
+`decided` is each row's registered_at, when the command processor decided the command.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
 import psycopg
 
-QUERY = "SELECT user_id FROM users WHERE user_id = ANY(%s)"
+QUERY = "SELECT user_id, registered_at FROM users WHERE user_id = ANY(%s)"
 
 
 class RowWatcher(threading.Thread):
@@ -19,11 +21,12 @@ class RowWatcher(threading.Thread):
         super().__init__(name="row-watcher", daemon=True)
         self.database_url, self.interval = database_url, interval
         self.seen: dict[str, float] = {}
+        self.decided: dict[str, datetime] = {}
         self.polls = 0
         self.error: BaseException | None = None
         self._pending: set[str] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def expect(self, user_id: str) -> None:
         """Call before sending the command, so its row cannot appear unwatched."""
@@ -42,19 +45,19 @@ class RowWatcher(threading.Thread):
         return self.pending() == 0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(10)
 
     def run(self) -> None:
         try:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
-                while not self._stop.is_set():
+                while not self._stopping.is_set():
                     self._poll(conn)
-                    self._stop.wait(self.interval)
+                    self._stopping.wait(self.interval)
         except BaseException as exc:  # reported by the benchmark, not lost in a thread
             self.error = exc
 
-    def _poll(self, conn: psycopg.Connection[tuple[str]]) -> None:
+    def _poll(self, conn: psycopg.Connection[tuple[str, datetime]]) -> None:
         with self._lock:
             wanted = list(self._pending)
         if not wanted:
@@ -63,6 +66,7 @@ class RowWatcher(threading.Thread):
         now = time.monotonic()
         self.polls += 1
         with self._lock:
-            for (user_id,) in rows:
+            for user_id, registered_at in rows:
                 self.seen.setdefault(user_id, now)
+                self.decided.setdefault(user_id, registered_at)
                 self._pending.discard(user_id)

@@ -11,6 +11,8 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,11 +82,13 @@ def ensure_wrk() -> str:
     return path
 
 
-def post_script(body: str, token: str) -> Path:
-    """A Lua script file for POSTing `body` (JSON without `]]`) with `token`."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-", delete=False) as f:
-        f.write(SCRIPT.format(body=body, token=token))
-    return Path(f.name)
+@contextmanager
+def post_script(body: str, token: str) -> Iterator[Path]:
+    """A Lua script file for POSTing `body` (JSON without `]]`) with `token`, then deleted."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-wrk-") as file:
+        file.write(SCRIPT.format(body=body, token=token))
+        file.flush()
+        yield Path(file.name)
 
 
 def run_wrk(
