@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, TopicPartition
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka_config import consumer_config
+from streams.polling import poll_batch
 
 log = structlog.get_logger()
 Outcome = dict[str, Any]
@@ -58,7 +59,7 @@ class OutcomeListener:
         try:
             self._assign_at_end()
             while not self._stop.is_set():
-                for message in self._consumer.consume(500, 0.05):
+                for message in poll_batch(self._consumer, 500, 0.1):
                     if message.error() is None:
                         self._receive(message.value())
         except Exception:  # a dead listener must show in logs and /readyz, not vanish

@@ -23,6 +23,7 @@ from schemas.codec import AvroCodec, DecodeError
 from streams.async_producer import AsyncProducer
 from streams.deadletter import dead_letter, utcnow
 from streams.kafka_config import consumer_config, producer_config
+from streams.polling import poll_batch
 from streams.topics import Topics
 
 log = structlog.get_logger()
@@ -113,7 +114,7 @@ class EventSubscriber:
         self._consumer.subscribe([self.topics.events])
         try:
             while not stop.is_set():
-                messages = self._consumer.consume(500, 0.1)
+                messages = poll_batch(self._consumer, 500, 0.1)
                 for message in messages:
                     self._dispatch(message)
                 if messages:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import structlog
@@ -21,6 +22,7 @@ from streams.deadletter import utcnow
 from streams.health import HealthServer
 from streams.kafka_config import consumer_config
 from streams.partition_writer import PartitionWriter
+from streams.polling import poll_batch
 from streams.topics import Topics, ensure_topics
 
 log = structlog.get_logger()
@@ -39,6 +41,7 @@ class CommandProcessor:
         self.topics = Topics.from_settings(settings)
         self.writers: dict[int, PartitionWriter] = {}
         self.ready = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=settings.partitions, thread_name_prefix="txn")
         group = f"{settings.topic_prefix}.command-processor"
         self.consumer = Consumer(
             consumer_config(
@@ -61,27 +64,40 @@ class CommandProcessor:
         )
         try:
             while not stop.is_set():
-                self._step(self.consumer.consume(500, 0.05))
+                self._step(poll_batch(self.consumer, 500, 0.1))
         finally:
+            self._pool.shutdown()
             for writer in self.writers.values():
                 writer.close()
             self.consumer.close()
 
     def _step(self, messages: list[Message]) -> None:
+        """Each partition's transaction waits on broker round trips: run them side by side."""
         batches: dict[int, list[Message]] = {}
         for message in messages:
             if message.error() is not None:
                 log.warning("consume_error", error=str(message.error()))
                 continue
             batches.setdefault(message.partition(), []).append(message)
-        for partition, batch in batches.items():
+        if len(batches) == 1:
+            [(partition, batch)] = batches.items()
             self.writers[partition].process(batch, self.consumer)
+            return
+        futures = [
+            self._pool.submit(self.writers[partition].process, batch, self.consumer)
+            for partition, batch in batches.items()
+        ]
+        for future in futures:
+            future.result()
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            writer = PartitionWriter(self.settings, self.topics, tp.partition, self.codec, self.now)
-            writer.open()
-            self.writers[tp.partition] = writer
+        writers = [
+            PartitionWriter(self.settings, self.topics, tp.partition, self.codec, self.now)
+            for tp in partitions
+        ]
+        for future in [self._pool.submit(writer.open) for writer in writers]:
+            future.result()  # fencing zombies and rebuilding state, every partition at once
+        self.writers.update((writer.partition, writer) for writer in writers)
         log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
         self.ready.set()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -114,16 +113,20 @@ class PartitionWriter:
             )
         return decision
 
-    def _produce(self, topic: str, key: str | None, value: bytes, decision: Any = None) -> None:
+    def _produce(
+        self, topic: str, key: str | None, value: bytes, decision: Decision | None = None
+    ) -> None:
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 self._delivery_errors.append(err)
             elif decision is not None:
                 decision.outcome["position"] = f"{msg.partition()}-{msg.offset()}"
 
-        partition = self.partition if topic == self.topics.events else -1
-        kwargs: dict[str, Any] = {"partition": partition} if partition >= 0 else {}
-        self.producer.produce(topic, value=value, key=key, on_delivery=delivered, **kwargs)
+        # Everything a batch writes stays on partition p of each topic: fewer partitions in a
+        # transaction means fewer commit markers for the broker to write.
+        self.producer.produce(
+            topic, value=value, key=key, partition=self.partition, on_delivery=delivered
+        )
 
     def _flush_events(self, decisions: list[Decision]) -> None:
         """Outcomes carry the events' offsets, so the events must be acknowledged first."""

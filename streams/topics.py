@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from infra.settings import Settings
 from streams.kafka_config import admin_config, consumer_config
 
-# Commands and events share a partition count so that command partition p owns event partition p.
+# All topics share a partition count: command partition p owns partition p of the others.
 LOGICAL_TOPICS = ("commands", "events", "outcomes", "deadletter")
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 
@@ -84,6 +84,7 @@ def _wait_for_partition(probe: Consumer, tp: TopicPartition, deadline: float) ->
 
 def _check_copartitioned(admin: AdminClient, topics: Topics, timeout: float) -> None:
     meta = admin.list_topics(timeout=timeout).topics
-    counts = {name: len(meta[name].partitions) for name in (topics.commands, topics.events)}
+    names = (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+    counts = {name: len(meta[name].partitions) for name in names}
     if len(set(counts.values())) != 1:
-        raise RuntimeError(f"commands and events topics must have equal partitions: {counts}")
+        raise RuntimeError(f"the platform's topics must have equal partitions: {counts}")
