@@ -1,24 +1,38 @@
 """Creates the projection registry, version 1 of every projection and the public views.
 
 Idempotent and safe to run from several processes at once: everything happens in one
-transaction under an advisory lock.
+transaction under an advisory lock. Views that exist are left alone, because repointing
+a view waits for every open transaction that read it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from psycopg import Connection
+
 from projections import store, versions
 from projections.catalog import PROJECTIONS
+from projections.model import Projection
 
 
 def migrate(database_url: str) -> None:
     with store.connect(database_url) as conn, conn.transaction():
         versions.lock_catalog(conn)
         conn.execute(versions.REGISTRY_DDL)
-        for projection in PROJECTIONS.values():
-            version = versions.live_version(conn, projection.name)
-            if version is None:
-                version = 1
-                versions.set_live_version(conn, projection.name, version)
-            versions.create_version(conn, projection, version)
-            versions.point_views(conn, projection, version)
-        versions.refresh_checkpoint_view(conn)
+        created = [_ensure_live_version(conn, p) for p in PROJECTIONS.values()]
+        if any(created) or not versions.views_exist(conn, ["projection_checkpoints"]):
+            versions.refresh_checkpoint_view(conn)
+
+
+def _ensure_live_version(conn: Connection[Any], projection: Projection) -> bool:
+    """Create the live version and its views unless they exist; True if anything was made."""
+    version = versions.live_version(conn, projection.name)
+    if version is None:
+        version = 1
+        versions.set_live_version(conn, projection.name, version)
+    elif versions.views_exist(conn, [table.name for table in projection.tables]):
+        return False
+    versions.create_version(conn, projection, version)
+    versions.point_views(conn, projection, version)
+    return True

@@ -92,6 +92,14 @@ def drop_version(conn: Connection[Any], name: str, version: int) -> None:
     )
 
 
+def views_exist(conn: Connection[Any], names: list[str]) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_views WHERE schemaname = 'public' AND viewname = ANY(%s)",
+        (names,),
+    ).fetchone()
+    return row is not None and row[0] == len(set(names))
+
+
 def point_views(conn: Connection[Any], projection: Projection, version: int) -> None:
     """Repoint the projection's public views at `version`; the caller holds the catalog lock."""
     schema = sql.Identifier(schema_name(projection.name, version))

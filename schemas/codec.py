@@ -52,6 +52,16 @@ class AvroCodec:
         schemaless_writer(out, schema.parsed, record)
         return out.getvalue()
 
+    def validate_data(self, name: str, data: dict[str, Any]) -> None:
+        """Check only the `data` part: for records whose envelope the caller built itself."""
+        schema = self.registry.latest(name)
+        data_schema = next(f["type"] for f in schema.parsed["fields"] if f["name"] == "data")
+        try:
+            validate(data, data_schema, raise_errors=True)
+        except ValidationError as exc:
+            fields = sorted({str(e.field) for e in exc.errors})
+            raise SchemaViolation(schema.label, fields) from None
+
     @staticmethod
     def validate(schema: SchemaVersion, record: dict[str, Any]) -> None:
         try:

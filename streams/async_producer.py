@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -40,6 +41,24 @@ class AsyncProducer:
             raise LogUnavailable("producer queue is full") from exc
         return await future
 
+    async def send_many(
+        self, topic: str, messages: list[tuple[str | bytes | None, bytes]]
+    ) -> list[Message]:
+        """Send a batch; one future for all of it keeps per-message overhead low."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Message]] = loop.create_future()
+        batch = _Batch(loop, future, len(messages))
+        for index, (key, value) in enumerate(messages):
+            while True:
+                try:
+                    self._producer.produce(
+                        topic, value=value, key=key, on_delivery=batch.slot(index)
+                    )
+                    break
+                except BufferError:  # backpressure: the delivery thread drains the queue
+                    await asyncio.sleep(0.005)
+        return await future
+
     def reachable(self, timeout: float = 2.0) -> bool:
         """True when the cluster answers a metadata request."""
         try:
@@ -61,3 +80,36 @@ def _settle(future: asyncio.Future[Message], err: KafkaError | None, msg: Messag
         future.set_exception(LogUnavailable(str(err)))
     else:
         future.set_result(msg)
+
+
+class _Batch:
+    """Collects delivery reports; settles its future once every message has one."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[Message]], size: int
+    ) -> None:
+        self.loop, self.future = loop, future
+        self.results: list[Message | None] = [None] * size
+        self.pending = size
+        self.error: KafkaError | None = None
+        self.lock = threading.Lock()
+
+    def slot(self, index: int) -> Callable[[KafkaError | None, Message], None]:
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            with self.lock:
+                self.results[index] = msg
+                self.error = self.error or err
+                self.pending -= 1
+                done = self.pending == 0
+            if done:
+                self.loop.call_soon_threadsafe(self._settle)
+
+        return delivered
+
+    def _settle(self) -> None:
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(LogUnavailable(str(self.error)))
+        else:
+            self.future.set_result([m for m in self.results if m is not None])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +42,21 @@ class Published:
     offset: int
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event a service publishes; aggregate_version 0 means it does not version its aggregate."""
+
+    type: str
+    aggregate_id: str
+    data: Record
+    aggregate_version: int = 0
+    actor: str = "service"
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    occurred_at: datetime | None = None
+    event_id: str | None = None
+
+
 class EventBus:
     def __init__(self, settings: Settings, *, codec: AvroCodec | None = None) -> None:
         self.codec = codec or AvroCodec()
@@ -49,42 +64,44 @@ class EventBus:
         self._producer = AsyncProducer(producer_config(settings))
 
     async def publish(
-        self,
-        type: str,
-        aggregate_id: str,
-        data: Record,
-        *,
-        aggregate_version: int = 0,
-        actor: str = "service",
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: str | None = None,
+        self, type: str, aggregate_id: str, data: Record, **envelope: Any
     ) -> Published:
         """Validate against the event's schema and return once Kafka has it durably.
 
-        aggregate_version 0 means the publisher does not version its aggregate.
+        `envelope` takes the other NewEvent fields (actor, correlation_id, ...).
         """
-        aggregate_type = type.split(".", 1)[0]
+        [published] = await self.publish_many([NewEvent(type, aggregate_id, data, **envelope)])
+        return published
+
+    async def publish_many(self, events: Sequence[NewEvent]) -> list[Published]:
+        """Publish a batch: all are checked before any is sent; returns once all are durable."""
+        records = [self._record(event) for event in events]
+        payloads = [
+            (r["aggregate_id"], self.codec.encode(r["type"], r, check=False)) for r in records
+        ]
+        messages = await self._producer.send_many(self.topics.events, payloads)
+        return [
+            Published(r["event_id"], m.partition(), m.offset())
+            for r, m in zip(records, messages, strict=True)
+        ]
+
+    def _record(self, event: NewEvent) -> Record:
+        aggregate_type = event.type.split(".", 1)[0]
         if aggregate_type in DECIDERS:
-            raise OwnedByCommandSide(f"{type} events are written by the command processor")
-        event_id = event_id or str(uuid.uuid4())
-        record = {
-            "event_id": event_id,
-            "type": type,
+            raise OwnedByCommandSide(f"{event.type} events are written by the command processor")
+        self.codec.validate_data(event.type, event.data)  # the envelope is built here, typed
+        return {
+            "event_id": event.event_id or str(uuid.uuid4()),
+            "type": event.type,
             "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id,
-            "aggregate_version": aggregate_version,
-            "occurred_at": occurred_at or datetime.now(UTC),
-            "correlation_id": correlation_id or str(uuid.uuid4()),
-            "causation_id": causation_id,
-            "actor": actor,
-            "data": data,
+            "aggregate_id": event.aggregate_id,
+            "aggregate_version": event.aggregate_version,
+            "occurred_at": event.occurred_at or datetime.now(UTC),
+            "correlation_id": event.correlation_id or str(uuid.uuid4()),
+            "causation_id": event.causation_id,
+            "actor": event.actor,
+            "data": event.data,
         }
-        message = await self._producer.send(
-            self.topics.events, self.codec.encode(type, record), aggregate_id
-        )
-        return Published(event_id, message.partition(), message.offset())
 
     def close(self) -> None:
         self._producer.close()

@@ -71,17 +71,24 @@ class EventWriter:
             "decided_at": T0,
             **fields,
         }
-        value = self.codec.encode("command.outcome", record)
-        self.producer.produce(self.topics.outcomes, key=aggregate_id.encode(), value=value)
+        self._produce(
+            self.topics.outcomes, aggregate_id, self.codec.encode("command.outcome", record)
+        )
 
     def raw(self, key: str, value: bytes) -> None:
-        self.producer.produce(
-            self.topics.events, key=key.encode(), value=value, on_delivery=self._delivered
-        )
+        self._produce(self.topics.events, key, value)
+
+    def _produce(self, topic: str, key: str, value: bytes) -> None:
+        try:
+            self.producer.produce(topic, key=key.encode(), value=value, on_delivery=self._delivered)
+        except BufferError:  # the local queue is full: wait for deliveries, then retry
+            self.producer.flush(30)
+            self.producer.produce(topic, key=key.encode(), value=value, on_delivery=self._delivered)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         assert error is None, error
-        self.delivered.append((message.topic(), message.partition(), message.offset()))
+        if message.topic() == self.topics.events:
+            self.delivered.append((message.topic(), message.partition(), message.offset()))
 
     def flush(self) -> None:
         assert self.producer.flush(30) == 0

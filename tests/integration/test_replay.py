@@ -143,7 +143,7 @@ def test_replay_bumps_the_version_each_time_and_refuses_to_race(
     second = replay(settings, "users", progress=False)
     assert (first.old_version, first.new_version, second.new_version) == (1, 2, 3)
     assert first.events == second.events > 50
-    with psycopg.connect(settings.resolved_database_url) as conn:
+    with psycopg.connect(settings.resolved_database_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM public.users").fetchone() == (50,)
         conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x6E78, "users"))
         with pytest.raises(ReplayConflict):
