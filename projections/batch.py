@@ -6,7 +6,9 @@ its own, so the rows and the checkpoints of a batch commit together or not at al
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,9 +29,9 @@ class DeadLetters(Protocol):
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    messages: int
     applied: int
     dead_letters: int
+    offsets: dict[int, int]  # partition -> the checkpoint written: next offset to read
 
 
 class BatchApplier:
@@ -45,14 +47,16 @@ class BatchApplier:
         self, conn: Connection[Any], schema: str, messages: Sequence[SourceMessage]
     ) -> BatchOutcome:
         """Call inside a transaction; dead letters are flushed before it may commit."""
-        events, dead = self._decode(messages)
-        rows = store.load_rows(conn, schema, self.projection, self._touched(events))
-        self.projection.fold(rows, events)
-        store.write_rows(conn, schema, self.projection, rows)
-        store.save_checkpoints(conn, schema, self.topic, next_offsets(messages))
+        with paused_gc():
+            events, dead = self._decode(messages)
+            rows = store.load_rows(conn, schema, self.projection, self._touched(events))
+            self.projection.fold(rows, events)
+            store.write_rows(conn, schema, self.projection, rows)
+        offsets = next_offsets(messages)
+        store.save_checkpoints(conn, schema, self.topic, offsets)
         if dead:
             self.dead_letters.flush()
-        return BatchOutcome(len(messages), len(events), dead)
+        return BatchOutcome(len(events), dead, offsets)
 
     def _decode(self, messages: Sequence[SourceMessage]) -> tuple[list[tuple[str, Event]], int]:
         events: list[tuple[str, Event]] = []
@@ -75,6 +79,19 @@ class BatchApplier:
             for table, key in self.projection.touches(event):
                 keys.setdefault(table, set()).add(key)
         return keys
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Decoded records and rows hold no reference cycles, yet allocating thousands of them
+    sets off cyclic collections that cost a replay about a quarter of its time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def next_offsets(messages: Sequence[SourceMessage]) -> dict[int, int]:

@@ -94,14 +94,20 @@ def watermarks(
     }
 
 
-def lag(consumer: Consumer, topic: str, partitions: list[int]) -> int | None:
-    """Messages between the consumer's positions and the last known high watermarks."""
+def lag(consumer: Consumer, topic: str, committed: Mapping[int, int], partitions: list[int]) -> int:
+    """Messages between the high watermarks last seen and the consumer's positions.
+
+    A partition the consumer has not read from since its assignment has no position yet:
+    its committed checkpoint stands in, or else its low watermark.
+    """
     total = 0
     for tp in consumer.position([TopicPartition(topic, p) for p in partitions]):
         cached = consumer.get_watermark_offsets(tp, cached=True)
-        if tp.offset < 0 or cached is None or cached[1] < 0:
-            return None
-        total += max(cached[1] - tp.offset, 0)
+        if cached is None or cached[1] < 0:
+            continue
+        low, high = cached
+        position = tp.offset if tp.offset >= 0 else committed.get(tp.partition, low)
+        total += max(high - position, 0)
     return total
 
 

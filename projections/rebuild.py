@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from infra.settings import Settings
 from projections import store, versions
-from projections.batch import BatchApplier, next_offsets
+from projections.batch import BatchApplier
 from projections.catalog import schema_name
 from projections.kafka_io import (
     assign_at,
@@ -73,8 +73,10 @@ class Rebuild:
             old = versions.live_version(self.conn, self.projection.name)
             if old is None:
                 raise ReplayConflict(f"projection {self.projection.name} is not migrated")
-            # A schema left behind by an interrupted replay is not live: start it afresh.
-            versions.drop_version(self.conn, self.projection.name, old + 1)
+            # Schemas left behind by an interrupted replay are not live: start afresh.
+            for stale in versions.versions_present(self.conn, self.projection.name):
+                if stale != old:
+                    versions.drop_version(self.conn, self.projection.name, stale)
             versions.create_version(self.conn, self.projection, old + 1)
         return old, old + 1
 
@@ -107,17 +109,17 @@ class Rebuild:
     def close(self) -> None:
         self.consumer.close()
 
-    def _apply(self, messages: list[Message]) -> None:
-        self.applier.apply(self.conn, self.schema, messages)
+    def _apply(self, messages: list[Message]) -> dict[int, int]:
+        return self.applier.apply(self.conn, self.schema, messages).offsets
 
-    def _apply_committed(self, messages: list[Message]) -> None:
+    def _apply_committed(self, messages: list[Message]) -> dict[int, int]:
         with self.conn.transaction():
-            self._apply(messages)
+            return self._apply(messages)
 
     def _consume_to(
         self,
         spans: dict[int, tuple[int, int]],
-        apply: Callable[[list[Message]], None],
+        apply: Callable[[list[Message]], dict[int, int]],
         advanced: Callable[[int], object],
     ) -> int:
         """Apply messages until every partition reached the end of its (start, end) span.
@@ -130,10 +132,9 @@ class Rebuild:
         while pending:
             polled = poll(self.consumer, self.batch_size, 1.0)
             if polled.messages:
-                apply(polled.messages)
+                reached = apply(polled.messages)
                 consumed += len(polled.messages)
                 advanced(len(polled.messages))
-                reached = next_offsets(polled.messages)
                 pending -= {p for p, offset in reached.items() if offset >= spans[p][1]}
             pending -= set(polled.ends)
         return consumed

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from psycopg import Connection
 
 from infra.settings import Settings
@@ -26,6 +27,8 @@ from projections.rebuild import Rebuild, ReplayConflict
 from schemas.codec import AvroCodec
 
 __all__ = ["ReplayConflict", "ReplayResult", "replay", "replay_projection"]
+
+log = structlog.get_logger()
 
 REPLAY_LOCK_SPACE = 0x6E78  # first key of the per-projection session advisory lock
 BATCH_SIZE = 10_000
@@ -76,6 +79,9 @@ def replay_projection(
         finally:
             rebuild.close()
         versions.drop_version(conn, target.name, rebuild.old_version)
+    if rebuild.dead_letters.count:
+        count = rebuild.dead_letters.count
+        log.warning("replay_skipped_undecodable", projection=target.name, count=count)
     seconds = time.perf_counter() - started
     return ReplayResult(target.name, rebuild.old_version, rebuild.new_version, events, seconds)
 

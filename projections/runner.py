@@ -64,6 +64,7 @@ class ProjectionRunner(threading.Thread):
         self._dead_letters = KafkaDeadLetters(settings, f"projection.{projection.name}", codec, now)
         self._applier = BatchApplier(projection, self.topic, codec, self._dead_letters)
         self._lag_at = 0.0
+        self._positions: dict[int, int] = {}  # partition -> next offset, as committed
 
     def stop(self) -> None:
         self.stopping.set()
@@ -100,6 +101,7 @@ class ProjectionRunner(threading.Thread):
             schema = schema_name(self.projection.name, version)
             offsets = store.load_checkpoints(conn, schema, self.topic)
         assign_at(self._consumer, self.topic, partitions, offsets)
+        self._positions = offsets
         self.log.info("projection_assigned", version=version, checkpoints=offsets)
         return version
 
@@ -118,6 +120,7 @@ class ProjectionRunner(threading.Thread):
             outcome = self._applier.apply(
                 conn, schema_name(self.projection.name, version), messages
             )
+        self._positions.update(outcome.offsets)
         EVENTS_APPLIED.labels(self.projection.name).inc(outcome.applied)
         BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         if outcome.dead_letters:
@@ -127,9 +130,9 @@ class ProjectionRunner(threading.Thread):
         if time.monotonic() - self._lag_at < LAG_EVERY_SECONDS:
             return
         self._lag_at = time.monotonic()
-        behind = lag(self._consumer, self.topic, partitions)
-        if behind is not None:
-            LAG.labels(self.projection.name).set(behind)
+        LAG.labels(self.projection.name).set(
+            lag(self._consumer, self.topic, self._positions, partitions)
+        )
 
     def _close(self, conn: Connection[Any] | None) -> None:
         self._consumer.close()

@@ -84,6 +84,16 @@ def _index_ddl(schema: sql.Identifier, table: Table, columns: tuple[str, ...]) -
     )
 
 
+def versions_present(conn: Connection[Any], name: str) -> list[int]:
+    """Every version of the projection that has a schema, live or not."""
+    prefix = schema_name(name, 0)[:-1]
+    rows = conn.execute(
+        "SELECT substr(nspname, %s)::int FROM pg_namespace WHERE nspname ~ %s ORDER BY 1",
+        (len(prefix) + 1, f"^{prefix}[0-9]+$"),
+    ).fetchall()
+    return [int(version) for (version,) in rows]
+
+
 def drop_version(conn: Connection[Any], name: str, version: int) -> None:
     conn.execute(
         sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(

@@ -20,8 +20,10 @@ from test_projection_support import (
 
 from infra.settings import Settings
 from projections.catalog import UnknownProjection
+from projections.migrations import migrate
 from projections.projector import Projector
 from projections.replay import ReplayConflict, replay
+from projections.versions import versions_present
 from streams.topics import ensure_topics
 
 COUNTS = (
@@ -88,6 +90,8 @@ def test_replay_equals_live_while_live_keeps_serving(
         producer.start()
         result = replay(settings, "all", progress=False)
         producer.join()
+        populate(writer, "c", users=20, workspaces=5)  # for the live runners on the new versions
+        writer.flush()
         wait_until(all_caught_up(settings), what="live projections after the swap")
         reader.stopping.set()
         reader.join()
@@ -138,6 +142,9 @@ def test_replay_bumps_the_version_each_time_and_refuses_to_race(
     writer = EventWriter(settings)
     populate(writer, "a", users=50, workspaces=5)
     writer.flush()
+    migrate(settings.resolved_database_url)
+    with psycopg.connect(settings.resolved_database_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA proj_users_v9")  # as an interrupted replay would leave it
     first = replay(settings, "users")
     assert "replay users" in capfd.readouterr().err
     second = replay(settings, "users", progress=False)
@@ -145,6 +152,7 @@ def test_replay_bumps_the_version_each_time_and_refuses_to_race(
     assert first.events == second.events > 50
     with psycopg.connect(settings.resolved_database_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM public.users").fetchone() == (50,)
+        assert versions_present(conn, "users") == [3]
         conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x6E78, "users"))
         with pytest.raises(ReplayConflict):
             replay(settings, "users", progress=False)
