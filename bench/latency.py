@@ -34,6 +34,7 @@ from streams.topics import ensure_topics
 
 NAME = "latency"
 LOAD_SHARE = 0.5
+LIGHT_RATE = 100.0  # a second, light run shows the latency the pipeline has when not queueing
 PEAK_SECONDS = 10
 PACED_SECONDS = 20
 DRAIN_TIMEOUT = 120.0
@@ -128,7 +129,9 @@ def run(env: BenchEnvironment) -> Outcome:
         before, meter = stage_times(settings), cpu_meter(env, services).start()
         result, sightings = paced_run(settings, token, rate)
         stages = Stages(stage_times(settings) - before, meter.shares())
-    return outcome(NAME, peak, result, sightings, stages)
+        say(f"{NAME}: pacing at {LIGHT_RATE:,.0f}/s for {PACED_SECONDS} s")
+        light = paced_run(settings, token, LIGHT_RATE)
+    return outcome(NAME, peak, result, sightings, stages, light)
 
 
 def cpu_meter(env: BenchEnvironment, services: list[ChildProcess]) -> CpuMeter:

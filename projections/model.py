@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 Row = dict[str, Any]
@@ -26,11 +27,11 @@ class Table:
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()
 
-    @property
+    @cached_property  # read for every row written: compute once
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
-    @property
+    @cached_property
     def json_columns(self) -> frozenset[str]:
         return frozenset(name for name, kind in self.columns if kind.startswith("jsonb"))
 

@@ -114,13 +114,13 @@ def write_rows(conn: Connection[Any], schema: str, projection: Projection, rows:
 
 
 def _upsert(conn: Connection[Any], stmts: TableStatements, table: Table, rows: list[Row]) -> None:
-    json_columns = table.json_columns
+    columns = [(name, name in table.json_columns) for name in table.column_names]
     with conn.cursor() as cur:
         cur.execute(stmts.create_stage)
         cur.execute(stmts.truncate_stage)
         with cur.copy(stmts.copy_stage) as copy:
             for row in rows:
-                copy.write_row([_dumpable(row[c], c in json_columns) for c in table.column_names])
+                copy.write_row([_dumpable(row[c], is_json) for c, is_json in columns])
         cur.execute(stmts.upsert)
 
 

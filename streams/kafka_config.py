@@ -44,7 +44,7 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 10,
+        "fetch.wait.max.ms": 100,  # a long poll: the broker answers as soon as data is there
         **extra,
     }
 
