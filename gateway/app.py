@@ -93,6 +93,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem_response(problem, request.url.path)
 
 
+async def _database_error(request: Request, exc: Exception) -> Response:
+    problem = Problem(503, "database-unavailable", "the read models cannot be reached now",
+                      headers={"Retry-After": "5"})  # fmt: skip
+    return problem_response(problem, request.url.path)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     return problem_response(Problem(500, "internal", "unexpected error"), request.url.path)
 

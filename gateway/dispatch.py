@@ -33,8 +33,10 @@ class CommandDispatcher:
         payload = self.codec.encode(record["type"], record, check=False)
         try:
             await self.producer.send(self.topic, payload, record["aggregate_id"])
-        except LogUnavailable as exc:
+        except BaseException as exc:
             self.listener.forget(command_id)
+            if not isinstance(exc, LogUnavailable):
+                raise
             raise Problem(
                 503,
                 "log-unavailable",

@@ -56,15 +56,20 @@ class OutcomeListener:
         return self._recent.get(command_id)
 
     def _run(self) -> None:
+        """Follows the topic until stopped; after a failure it starts again at the end."""
         try:
-            self._assign_at_end()
             while not self._stop.is_set():
-                for message in poll_batch(self._consumer, 500, 0.1):
-                    if message.error() is None:
-                        self._receive(message.value())
-        except Exception:  # a dead listener must show in logs and /readyz, not vanish
-            log.exception("outcome_listener_failed")
-            self.ready.clear()
+                try:
+                    self._assign_at_end()
+                    while not self._stop.is_set():
+                        for message in poll_batch(self._consumer, 500, 0.1):
+                            if message.error() is None:
+                                self._receive(message.value())
+                except Exception:  # shows in logs and /readyz while it retries
+                    self.ready.clear()
+                    if not self._stop.is_set():
+                        log.exception("outcome_listener_failed")
+                        self._stop.wait(1.0)
         finally:
             self._consumer.close()
 
@@ -84,7 +89,8 @@ class OutcomeListener:
             _, outcome = self.codec.decode(payload)
         except DecodeError:
             return
-        self.loop.call_soon_threadsafe(self._settle, outcome)
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._settle, outcome)
 
     def _settle(self, outcome: Outcome) -> None:
         command_id = outcome["command_id"]

@@ -61,7 +61,7 @@ async def get_command(request: Request) -> Response:
             "command-unknown",
             f"no outcome for {command_id} yet: unknown, or not yet processed",
         )
-    return JSONResponse(_jsonable(outcome))
+    return JSONResponse(queries.json_ready(outcome))
 
 
 def _authorized(request: Request, scope: str) -> Services:
@@ -82,7 +82,8 @@ async def _after(request: Request, services: Services, projections: list[str]) -
     topic = services.settings.topic("events")
     deadline = time.monotonic() + services.settings.read_your_writes_timeout_s
     while True:
-        async with services.pool.connection() as conn:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        async with services.pool.connection(timeout=remaining) as conn:
             if await queries.caught_up(conn, projections, topic, partition, offset):
                 return
         if time.monotonic() > deadline:
@@ -107,10 +108,6 @@ def _found(row: dict[str, Any] | None, kind: str, ident: str) -> Response:
     if row is None:
         raise Problem(404, f"{kind}-not-found", f"no {kind} {ident}")
     return JSONResponse(row, headers={"ETag": f'"{row["version"]}"'})
-
-
-def _jsonable(outcome: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in outcome.items()}
 
 
 def query_routes() -> list[Route]:

@@ -186,7 +186,11 @@ def _logs_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one service in the foreground (what `up` starts detached)."""
+    """Run one service in the foreground (what `up` starts detached, supervised)."""
+    if args.supervise:
+        from infra.supervise import supervise
+
+        return supervise([sys.argv[0], "run", args.service])
     module = importlib.import_module(RUNNERS[args.service])
     module.run(settings)
     return 0
@@ -194,6 +198,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("service", choices=sorted(RUNNERS))
+    parser.add_argument(
+        "--supervise", action="store_true", help="restart the service whenever it crashes"
+    )
 
 
 SUBCOMMANDS: list[Subcommand] = [

@@ -114,13 +114,15 @@ def app_services(settings: Settings) -> list[Service]:
 
     def local(name: str, port: int) -> Service:
         url = f"http://127.0.0.1:{port}/readyz"
-        return Service(name, (nexus, "run", name), port, url)
+        return Service(name, (nexus, "run", name, "--supervise"), port, url)
 
     gateway_url = f"http://{settings.gateway_host}:{settings.gateway_port}/readyz"
     return [
         local("command-processor", settings.command_processor_health_port),
         local("projector", settings.projector_health_port),
-        Service("gateway", (nexus, "run", "gateway"), settings.gateway_port, gateway_url),
+        Service(
+            "gateway", (nexus, "run", "gateway", "--supervise"), settings.gateway_port, gateway_url
+        ),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     postgres_port: int = 5433
     topic_prefix: str = "nexus"
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Static group member id: a restart on the same host resumes at once.",
+    )
     partitions: int = 6
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 3000

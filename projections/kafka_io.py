@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from confluent_kafka import (
@@ -19,14 +18,11 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 
 from infra.settings import Settings
-from schemas.codec import AvroCodec, DecodeError
-from streams.deadletter import SourceMessage, dead_letter
-from streams.kafka_config import consumer_config, producer_config
+from streams.kafka_config import consumer_config
 
 
 def projection_consumer(settings: Settings, name: str, **extra: Any) -> Consumer:
@@ -109,40 +105,3 @@ def lag(consumer: Consumer, topic: str, committed: Mapping[int, int], partitions
         position = tp.offset if tp.offset >= 0 else committed.get(tp.partition, low)
         total += max(high - position, 0)
     return total
-
-
-class DeadLetterFailed(RuntimeError):
-    """A dead letter was not delivered, so the batch holding its source must not commit."""
-
-
-class KafkaDeadLetters:
-    """Produces dead letters for one consumer; `flush` waits until Kafka has them all."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        consumer_name: str,
-        codec: AvroCodec,
-        now: Callable[[], datetime],
-    ) -> None:
-        self.topic = settings.topic("deadletter")
-        self.consumer_name, self.codec, self.now = consumer_name, codec, now
-        self.producer = Producer(producer_config(settings))
-        self.timeout = settings.produce_timeout_ms / 1000 + 5
-        self._errors: list[str] = []
-
-    def send(self, message: SourceMessage, error: DecodeError) -> None:
-        value = dead_letter(self.codec, message, error, self.consumer_name, self.now())
-        self.producer.produce(
-            self.topic, value=value, key=message.key(), on_delivery=self._delivered
-        )
-
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._errors.append(str(error))
-
-    def flush(self) -> None:
-        remaining = self.producer.flush(self.timeout)
-        errors, self._errors = self._errors, []
-        if remaining or errors:
-            raise DeadLetterFailed(f"{remaining} undelivered, errors: {errors}")

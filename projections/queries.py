@@ -16,7 +16,8 @@ from psycopg.rows import dict_row
 JsonDict = dict[str, Any]
 
 
-def _json_ready(row: Mapping[str, Any]) -> JsonDict:
+def json_ready(row: Mapping[str, Any]) -> JsonDict:
+    """A row with JSON-ready values: datetimes as ISO-8601 UTC with milliseconds."""
     return {key: _json_value(value) for key, value in row.items()}
 
 
@@ -33,13 +34,13 @@ async def _one(conn: AsyncConnection[Any], query: Query, params: Any) -> JsonDic
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         row = await cur.fetchone()
-    return None if row is None else _json_ready(row)
+    return None if row is None else json_ready(row)
 
 
 async def _all(conn: AsyncConnection[Any], query: Query, params: Any) -> list[JsonDict]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
-        return [_json_ready(row) for row in await cur.fetchall()]
+        return [json_ready(row) for row in await cur.fetchall()]
 
 
 async def get_user(conn: AsyncConnection[Any], user_id: str) -> JsonDict | None:

@@ -23,7 +23,6 @@ from projections import store, versions
 from projections.batch import BatchApplier
 from projections.catalog import schema_name
 from projections.kafka_io import (
-    KafkaDeadLetters,
     assign_at,
     lag,
     poll,
@@ -33,6 +32,7 @@ from projections.kafka_io import (
 from projections.metrics import BATCH_SECONDS, EVENTS_APPLIED, LAG
 from projections.model import Projection
 from schemas.codec import AvroCodec
+from streams.deadletter import KafkaDeadLetters
 
 log = structlog.get_logger()
 

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 
 class LogUnavailable(Exception):
@@ -39,6 +39,8 @@ class AsyncProducer:
             self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
         except BufferError as exc:
             raise LogUnavailable("producer queue is full") from exc
+        except KafkaException as exc:
+            raise LogUnavailable(str(exc.args[0])) from exc
         return await future
 
     async def send_many(

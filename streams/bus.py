@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Message
 
 from aggregates.registry import DECIDERS
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.async_producer import AsyncProducer
-from streams.deadletter import dead_letter, utcnow
+from streams.deadletter import KafkaDeadLetters, utcnow
 from streams.kafka_config import consumer_config, producer_config
 from streams.polling import poll_batch
 from streams.topics import Topics
@@ -122,7 +122,7 @@ class EventSubscriber:
         self._consumer = Consumer(
             consumer_config(settings, group, **{"enable.auto.offset.store": True})
         )
-        self._dead_letters = Producer(producer_config(settings))
+        self._dead_letters = KafkaDeadLetters(settings, group, self.codec, utcnow)
 
     def subscribe(self, pattern: str, handler: Handler) -> None:
         self._handlers.append((pattern, handler))
@@ -135,7 +135,7 @@ class EventSubscriber:
                 for message in messages:
                     self._dispatch(message)
                 if messages:
-                    self._dead_letters.flush(30)
+                    self._dead_letters.flush()  # raises rather than commit past a lost one
                     self._consumer.commit(asynchronous=False)
         finally:
             self._consumer.close()
@@ -147,8 +147,7 @@ class EventSubscriber:
         try:
             _, record = self.codec.decode(message.value())
         except DecodeError as err:
-            payload = dead_letter(self.codec, message, err, self.group, utcnow())
-            self._dead_letters.produce(self.topics.deadletter, payload)
+            self._dead_letters.send(message, err)
             return
         for pattern, handler in self._handlers:
             if fnmatch.fnmatchcase(record["type"], pattern):

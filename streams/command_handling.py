@@ -151,3 +151,8 @@ def _outcome(
         "error_message": None,
         "decided_at": at,
     }
+
+
+def internal_error(command: Record, at: datetime) -> Decision:
+    """A command whose handling raised: rejected, so the partition moves on."""
+    return _rejection(command, None, None, at)("internal_error", "internal", "the command failed")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import structlog
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from infra.logging import configure_logging
 from infra.settings import Settings
@@ -35,7 +35,6 @@ class CommandProcessor:
         *,
         codec: AvroCodec | None = None,
         now: Callable[[], datetime] = utcnow,
-        instance_id: str = "0",
     ) -> None:
         self.settings, self.codec, self.now = settings, codec or AvroCodec(), now
         self.topics = Topics.from_settings(settings)
@@ -48,7 +47,7 @@ class CommandProcessor:
                 settings,
                 group,
                 **{
-                    "group.instance.id": f"{group}.{instance_id}",
+                    "group.instance.id": f"{group}.{settings.instance_id}",
                     "session.timeout.ms": 10000,
                     "heartbeat.interval.ms": 1000,
                 },
@@ -75,10 +74,13 @@ class CommandProcessor:
         """Each partition's transaction waits on broker round trips: run them side by side."""
         batches: dict[int, list[Message]] = {}
         for message in messages:
-            if message.error() is not None:
-                log.warning("consume_error", error=str(message.error()))
-                continue
-            batches.setdefault(message.partition(), []).append(message)
+            error = message.error()
+            if error is not None:
+                if error.fatal():  # e.g. FENCED_INSTANCE_ID: another member took our place
+                    raise KafkaException(error)
+                log.warning("consume_error", error=str(error))
+            elif message.partition() in self.writers:  # else revoked since: its owner redoes it
+                batches.setdefault(message.partition(), []).append(message)
         if len(batches) == 1:
             [(partition, batch)] = batches.items()
             self.writers[partition].process(batch, self.consumer)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
+from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
+from streams.kafka_config import producer_config
 
 DEAD_LETTERS = Counter(
     "nexus_dead_letters_total", "Messages sent to the dead-letter topic", ["consumer", "reason"]
@@ -45,3 +49,40 @@ def dead_letter(
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class DeadLetterFailed(RuntimeError):
+    """A dead letter was not delivered, so the batch holding its source must not commit."""
+
+
+class KafkaDeadLetters:
+    """Produces dead letters for one consumer; `flush` waits until Kafka has them all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        consumer_name: str,
+        codec: AvroCodec,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.topic = settings.topic("deadletter")
+        self.consumer_name, self.codec, self.now = consumer_name, codec, now
+        self.producer = Producer(producer_config(settings))
+        self.timeout = settings.produce_timeout_ms / 1000 + 5
+        self._errors: list[str] = []
+
+    def send(self, message: SourceMessage, error: DecodeError) -> None:
+        value = dead_letter(self.codec, message, error, self.consumer_name, self.now())
+        self.producer.produce(
+            self.topic, value=value, key=message.key(), on_delivery=self._delivered
+        )
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._errors.append(str(error))
+
+    def flush(self) -> None:
+        remaining = self.producer.flush(self.timeout)
+        errors, self._errors = self._errors, []
+        if remaining or errors:
+            raise DeadLetterFailed(f"{remaining} undelivered, errors: {errors}")

@@ -20,6 +20,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "linger.ms": 2,
         "compression.type": "lz4",
         "message.timeout.ms": settings.produce_timeout_ms,
+        "message.max.bytes": 9 * 1024 * 1024,  # the topics' own limits are what binds
         **extra,
     }
 

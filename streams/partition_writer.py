@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -17,12 +18,13 @@ from prometheus_client import Counter, Histogram
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
-from streams.command_handling import AggregateStates, Decision, decide_command
+from streams.command_handling import AggregateStates, Decision, decide_command, internal_error
 from streams.deadletter import dead_letter
 from streams.kafka_config import consumer_config, transactional_producer_config
 from streams.topics import Topics
 
 log = structlog.get_logger()
+T = TypeVar("T")
 COMMANDS = Counter("nexus_commands_total", "Commands decided", ["status"])
 BATCH_SECONDS = Histogram("nexus_command_batch_seconds", "One partition batch transaction")
 REBUILD_EVENTS = Counter("nexus_rebuild_events_total", "Events folded while rebuilding state")
@@ -99,18 +101,18 @@ class PartitionWriter:
                 dead_letter(self.codec, message, err, CONSUMER_NAME, self.now()),
             )
             return None
-        decision = decide_command(staged, command, self.now)
+        try:
+            decision = decide_command(staged, command, self.now)
+            encoded = [self.codec.encode(event["type"], event) for event in decision.events]
+        except Exception:  # a bug must reject this one command, not wedge the partition
+            log.exception("command_failed", command_id=command["command_id"])
+            return internal_error(command, self.now())
         if decision.accepted:
             staged.set(
                 command["aggregate_type"], command["aggregate_id"], decision.state, decision.version
             )
-        for event in decision.events:
-            self._produce(
-                self.topics.events,
-                event["aggregate_id"],
-                self.codec.encode(event["type"], event),
-                decision,
-            )
+        for event, payload in zip(decision.events, encoded, strict=True):
+            self._produce(self.topics.events, event["aggregate_id"], payload, decision)
         return decision
 
     def _produce(
@@ -136,16 +138,32 @@ class PartitionWriter:
             raise KafkaException(self._delivery_errors[0])
 
     def _recover(self, exc: KafkaException, consumer: Consumer) -> None:
-        """Abort and rewind to the committed offset; a fenced or fatal producer must exit."""
+        """Abort and rewind to the committed offset; a fenced or fatal producer must exit.
+
+        While the broker is away, abort and the offset lookup are retried rather than
+        ending the process: the batch is simply decided again once it is back.
+        """
         err = exc.args[0]
         log.error("command_batch_failed", partition=self.partition, error=str(err))
         if err.fatal():
             raise exc
-        self.producer.abort_transaction(30)
+        _until_done(lambda: self.producer.abort_transaction(30))
         self._delivery_errors.clear()
-        committed = consumer.committed([TopicPartition(self.topics.commands, self.partition)], 30)
+        tp = TopicPartition(self.topics.commands, self.partition)
+        committed = _until_done(lambda: consumer.committed([tp], 30))
         offset = committed[0].offset if committed[0].offset >= 0 else 0
         consumer.seek(TopicPartition(self.topics.commands, self.partition, offset))
+
+
+def _until_done(call: Callable[[], T]) -> T:
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                raise
+            log.warning("kafka_retry", error=str(exc.args[0]))
+            time.sleep(1.0)
 
 
 def rebuild_states(

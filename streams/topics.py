@@ -6,14 +6,29 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from infra.settings import Settings
 from streams.kafka_config import admin_config, consumer_config
 
 # All topics share a partition count: command partition p owns partition p of the others.
 LOGICAL_TOPICS = ("commands", "events", "outcomes", "deadletter")
-FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+# A 1 MiB HTTP body grows a little on its way to an event; a dead letter wraps a whole
+# message of any of the others, so its topic takes twice as much.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEAD_LETTER_MAX_BYTES = 2 * MAX_MESSAGE_BYTES
+
+
+def topic_config(logical: str) -> dict[str, str]:
+    limit = DEAD_LETTER_MAX_BYTES if logical == "deadletter" else MAX_MESSAGE_BYTES
+    return {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": str(limit)}
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,12 @@ class Topics:
     def from_settings(cls, settings: Settings) -> Topics:
         return cls(*(settings.topic(name) for name in LOGICAL_TOPICS))
 
+    def by_logical_name(self) -> dict[str, str]:
+        return dict(zip(LOGICAL_TOPICS, self.names(), strict=True))
+
+    def names(self) -> tuple[str, str, str, str]:
+        return (self.commands, self.events, self.outcomes, self.deadletter)
+
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
     """Create missing topics; refuse to run if commands and events disagree on partitions."""
@@ -34,8 +55,13 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
     admin = AdminClient(admin_config(settings))
     existing = admin.list_topics(timeout=timeout).topics
     wanted = [
-        NewTopic(name, num_partitions=settings.partitions, replication_factor=1, config=FOREVER)
-        for name in (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+        NewTopic(
+            name,
+            num_partitions=settings.partitions,
+            replication_factor=1,
+            config=topic_config(logical),
+        )
+        for logical, name in topics.by_logical_name().items()
         if name not in existing
     ]
     if wanted:
@@ -47,7 +73,27 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
                     raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
     _wait_for_leaders(settings, admin, topics, timeout)
     _check_copartitioned(admin, topics, timeout)
+    _update_configs(admin, topics, [t.topic for t in wanted], timeout)
     return topics
+
+
+def _update_configs(admin: AdminClient, topics: Topics, created: list[str], timeout: float) -> None:
+    """Topics made by an older release get today's limits too."""
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in topic_config(logical).items()
+            ],
+        )
+        for logical, name in topics.by_logical_name().items()
+        if name not in created
+    ]
+    if resources:
+        for future in admin.incremental_alter_configs(resources, request_timeout=timeout).values():
+            future.result()
 
 
 def _wait_for_leaders(
@@ -56,7 +102,7 @@ def _wait_for_leaders(
     """A new partition answers NOT_LEADER until its leader is serving; ask each one."""
     probe = Consumer(consumer_config(settings, f"{settings.topic_prefix}.topic-probe"))
     deadline = time.monotonic() + timeout
-    names = (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+    names = topics.names()
     meta = admin.list_topics(timeout=timeout).topics
     while not all(name in meta and meta[name].partitions for name in names):
         if time.monotonic() > deadline:
@@ -84,7 +130,7 @@ def _wait_for_partition(probe: Consumer, tp: TopicPartition, deadline: float) ->
 
 def _check_copartitioned(admin: AdminClient, topics: Topics, timeout: float) -> None:
     meta = admin.list_topics(timeout=timeout).topics
-    names = (topics.commands, topics.events, topics.outcomes, topics.deadletter)
+    names = topics.names()
     counts = {name: len(meta[name].partitions) for name in names}
     if len(set(counts.values())) != 1:
         raise RuntimeError(f"the platform's topics must have equal partitions: {counts}")

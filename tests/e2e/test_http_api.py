@@ -209,3 +209,12 @@ def test_every_metrics_endpoint_passes_promtool(api: httpx.Client, stack: Settin
         )
         assert check.returncode == 0, check.stdout + check.stderr
     assert "nexus_commands_total" in httpx.get(f"http://127.0.0.1:{ports[1]}/metrics").text
+
+
+def test_a_body_just_under_the_limit_is_stored_and_decided(api: httpx.Client) -> None:
+    user_id = new_user(api)["aggregate_id"]
+    address = "x" * (1024 * 1024 - 200)
+    body = {"channels": [{"channel": "push", "address": address}]}
+    response = api.put(f"/api/v1/users/{user_id}/preferences", json=body, headers=WAIT)
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["version"] == 2
