@@ -21,11 +21,11 @@ from bench.processes import (
     bare_app,
     gateway_token,
     nexus_service,
-    with_free_ports,
 )
 from bench.report import Figure, Outcome
 from bench.wrk import WrkResult, ensure_wrk, post_script, run_wrk
 from infra.processes import free_port
+from infra.service_env import with_free_ports
 from streams.topics import ensure_topics
 
 NAME = "http"

@@ -17,29 +17,10 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import TokenVerifier
-from infra.processes import free_port
+from infra.service_env import environment, service_port
 from infra.settings import PROJECT_ROOT, Settings
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))
-HEALTH_PORTS = {
-    "command-processor": "command_processor_health_port",
-    "projector": "projector_health_port",
-    "gateway": "gateway_port",
-}
-
-
-def with_free_ports(settings: Settings) -> Settings:
-    """The same settings with a free port for every service."""
-    return settings.model_copy(update={field: free_port() for field in HEALTH_PORTS.values()})
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """Every setting as the NEXUS_* variable the child's Settings() will read back."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"NEXUS_{name.upper()}"] = str(value)
-    return env
 
 
 class ChildProcess:
@@ -99,7 +80,7 @@ class ChildProcess:
 
 def nexus_service(name: str, settings: Settings) -> ChildProcess:
     """`nexus run NAME` with these settings; its log lands in the settings' home."""
-    port = getattr(settings, HEALTH_PORTS[name])
+    port = service_port(settings, name)
     log_path = settings.home / f"{name}.log"
     return ChildProcess(name, [NEXUS, "run", name], port, log_path, environment(settings))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,29 +10,10 @@ from pathlib import Path
 
 import httpx
 
-from infra.processes import free_port
+from infra.service_env import environment, service_port
 from infra.settings import Settings
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))
-HEALTH_PORTS = {
-    "command-processor": "command_processor_health_port",
-    "projector": "projector_health_port",
-    "gateway": "gateway_port",
-}
-
-
-def with_free_ports(settings: Settings) -> Settings:
-    """The same settings with free ports for every service, so tests can run side by side."""
-    return settings.model_copy(update={field: free_port() for field in HEALTH_PORTS.values()})
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """Every setting as the NEXUS_* variable the child's Settings() will read back."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"NEXUS_{name.upper()}"] = str(value)
-    return env
 
 
 class ServiceProcess:
@@ -41,7 +21,7 @@ class ServiceProcess:
 
     def __init__(self, name: str, settings: Settings) -> None:
         self.name, self.settings = name, settings
-        self.port = getattr(settings, HEALTH_PORTS[name])
+        self.port = service_port(settings, name)
         self.log_path = settings.home / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from stack import ServiceProcess, with_free_ports
+from stack import ServiceProcess
 
 from gateway.auth import TokenVerifier
+from infra.service_env import with_free_ports
 from infra.settings import Settings
 from streams.topics import ensure_topics
 

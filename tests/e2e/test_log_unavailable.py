@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import httpx
-from stack import ServiceProcess, with_free_ports
+from stack import ServiceProcess
 
 from gateway.auth import TokenVerifier
 from infra.processes import free_port
+from infra.service_env import with_free_ports
 from infra.settings import Settings
 
 

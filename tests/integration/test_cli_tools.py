@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 
-from stack import NEXUS, environment
+from stack import NEXUS
 
 from gateway.auth import TokenVerifier
+from infra.service_env import environment
 from infra.settings import Settings
 from streams.topics import ensure_topics
 

@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from stack import ServiceProcess, with_free_ports
+from stack import ServiceProcess
 from topic_reading import Stored, read_topic
 
 from gateway.auth import TokenVerifier
+from infra.service_env import with_free_ports
 from infra.settings import Settings
 from streams.topics import ensure_topics
 

@@ -1,0 +1,38 @@
+"""Settings handed to a child process: as NEXUS_* variables, and with free service ports.
+
+Tests and benchmarks run several stacks side by side, each service on a port of its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from infra.processes import free_port
+from infra.settings import Settings
+
+# Each service's settings field holding the port of its /healthz, /readyz and /metrics.
+SERVICE_PORT_FIELDS = {
+    "command-processor": "command_processor_health_port",
+    "projector": "projector_health_port",
+    "gateway": "gateway_port",
+}
+
+
+def service_port(settings: Settings, service: str) -> int:
+    port: int = getattr(settings, SERVICE_PORT_FIELDS[service])
+    return port
+
+
+def with_free_ports(settings: Settings) -> Settings:
+    """The same settings with a free port for every service."""
+    ports = {field: free_port() for field in SERVICE_PORT_FIELDS.values()}
+    return settings.model_copy(update=ports)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with every setting as the NEXUS_* variable that reads it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUS_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"NEXUS_{name.upper()}"] = str(value)
+    return env
