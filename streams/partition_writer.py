@@ -21,6 +21,7 @@ from schemas.codec import AvroCodec, DecodeError
 from streams.command_handling import AggregateStates, Decision, decide_command, internal_error
 from streams.deadletter import dead_letter
 from streams.kafka_config import consumer_config, transactional_producer_config
+from streams.reading import read_to_end
 from streams.topics import Topics
 
 log = structlog.get_logger()
@@ -174,18 +175,11 @@ def rebuild_states(
     group = f"{settings.topic_prefix}.rebuild"
     reader = Consumer(consumer_config(settings, group, **{"enable.partition.eof": False}))
     try:
-        low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), 30)
-        reader.assign([TopicPartition(topic, partition, low)])
-        position = low
-        while position < high:
-            for message in reader.consume(1000, 1.0):
-                if message.error() is None:
-                    _fold(states, codec, message)
-            position = reader.position([TopicPartition(topic, partition)])[0].offset
-            position = max(position, low)
+        for message in read_to_end(reader, topic, partition):
+            _fold(states, codec, message)
     finally:
         reader.close()
-    log.info("partition_rebuilt", partition=partition, aggregates=len(states.states), end=high)
+    log.info("partition_rebuilt", partition=partition, aggregates=len(states.states))
     return states
 
 

@@ -6,11 +6,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.kafka_config import consumer_config
+from streams.reading import read_to_end
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,7 @@ def read_topic(
 def _read_partition(
     consumer: Consumer, codec: AvroCodec, topic: str, partition: int
 ) -> list[Stored]:
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-    consumer.assign([TopicPartition(topic, partition, low)])
-    out: list[Stored] = []
-    position = low
-    while position < high:
-        for message in consumer.consume(1000, 1.0):
-            if message.error() is None:
-                _, record = codec.decode(message.value())
-                out.append(Stored(partition, message.offset(), message.key(), record))
-        position = max(consumer.position([TopicPartition(topic, partition)])[0].offset, low)
-    return out
+    return [
+        Stored(partition, message.offset(), message.key(), codec.decode(message.value())[1])
+        for message in read_to_end(consumer, topic, partition)
+    ]
