@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.command_handling import AggregateStates, decide_command
+from streams.command_handling import AggregateStates, decide_command, internal_error
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -115,3 +115,13 @@ def test_overlay_changes_reach_the_base_only_when_merged() -> None:
     assert base.get("user", "u2")[1] == 0
     base.merge(staged)
     assert base.get("user", "u2")[1] == 1
+
+
+def test_a_command_whose_handling_failed_is_rejected_not_retried() -> None:
+    failed = internal_error(command("RegisterUser", "u9", {}), AT)
+    assert failed.events == []
+    assert failed.outcome["status"] == "rejected"
+    assert (failed.outcome["error_code"], failed.outcome["error_kind"]) == (
+        "internal_error",
+        "internal",
+    )
