@@ -17,7 +17,13 @@ from gateway.outcomes import Outcome
 from gateway.problems import Problem
 from gateway.services import Services
 
-REJECTION_STATUS = {"conflict": 409, "invalid": 422, "not_found": 404, "precondition": 412}
+REJECTION_STATUS = {
+    "conflict": 409,
+    "invalid": 422,
+    "not_found": 404,
+    "precondition": 412,
+    "internal": 500,
+}
 
 
 @dataclass(frozen=True)
