@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
 import sys
 import uuid
@@ -131,9 +132,10 @@ def tail_arguments(parser: argparse.ArgumentParser) -> None:
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     from projections.replay import replay as rebuild
 
-    results = rebuild(settings, args.projection, progress=not args.quiet)
-    for result in results if isinstance(results, list) else [results]:
-        print(json.dumps(result.__dict__, default=_json_default))
+    result = rebuild(settings, args.projection, progress=not args.quiet)
+    for part in result.parts or (result,):
+        line = {k: v for k, v in dataclasses.asdict(part).items() if k != "parts"}
+        print(json.dumps(line | {"events_per_second": round(part.events_per_second)}))
     return 0
 
 

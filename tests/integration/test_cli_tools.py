@@ -10,6 +10,7 @@ from stack import NEXUS
 from gateway.auth import TokenVerifier
 from infra.service_env import environment
 from infra.settings import Settings
+from projections.migrations import migrate
 from streams.topics import ensure_topics
 
 
@@ -59,3 +60,14 @@ def test_schemas_check_passes_on_the_shipped_schemas(settings: Settings) -> None
     checked = nexus(settings, "schemas", "check")
     assert checked.returncode == 0, checked.stderr
     assert ", 0 incompatibilities" in checked.stdout
+
+
+def test_replay_all_prints_one_line_per_projection(settings: Settings) -> None:
+    ensure_topics(settings)
+    migrate(settings.resolved_database_url)
+    replayed = nexus(settings, "replay", "all", "--quiet")
+    assert replayed.returncode == 0, replayed.stderr
+    lines = [json.loads(line) for line in replayed.stdout.splitlines()]
+    assert sorted(line["name"] for line in lines) == [
+        "command_outcomes", "memberships", "users", "workspaces"]  # fmt: skip
+    assert all((line["old_version"], line["new_version"]) == (1, 2) for line in lines)
