@@ -231,6 +231,12 @@ SUBCOMMANDS: list[Subcommand] = [
         tools.schemas,
         tools.schemas_arguments,
     ),
+    Subcommand(
+        "templates",
+        "render every notification template with its sample data",
+        tools.templates,
+        tools.templates_arguments,
+    ),
 ]
 
 

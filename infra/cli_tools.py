@@ -168,6 +168,20 @@ def schemas_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["check", "list"])
 
 
+def templates(args: argparse.Namespace, settings: Settings) -> int:
+    from sagas.rendering import check_templates
+
+    problems = check_templates()
+    for problem in problems:
+        print(f"{problem.template}/{problem.channel}: {problem.message}", file=sys.stderr)
+    print(f"templates checked, {len(problems)} problems")
+    return 1 if problems else 0
+
+
+def templates_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check"])
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()

@@ -71,3 +71,9 @@ def test_replay_all_prints_one_line_per_projection(settings: Settings) -> None:
     assert sorted(line["name"] for line in lines) == [
         "command_outcomes", "memberships", "users", "workspaces"]  # fmt: skip
     assert all((line["old_version"], line["new_version"]) == (1, 2) for line in lines)
+
+
+def test_templates_check_renders_every_shipped_template(settings: Settings) -> None:
+    checked = nexus(settings, "templates", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert "0 problems" in checked.stdout

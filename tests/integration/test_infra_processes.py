@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,11 @@ from infra.services import AppProcess, Service, all_services
 from infra.settings import Settings
 
 SLEEPER = "import time; time.sleep(60)"
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+# Touches the file named by its last argument once SIGTERM is ignored, so the test knows.
+STUBBORN = (
+    "import pathlib, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "pathlib.Path(sys.argv[-1]).touch(); time.sleep(60)"
+)
 READY_SERVER = """
 import http.server, sys
 class Ready(http.server.BaseHTTPRequestHandler):
@@ -55,8 +60,14 @@ def test_a_pid_file_naming_another_program_counts_as_stopped(tmp_path: Path) -> 
 
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
-    process = _process(tmp_path, STUBBORN, name="stubborn")
+    ignoring = tmp_path / "ignoring"
+    argv = [sys.executable, "-c", STUBBORN, str(ignoring)]
+    process = DetachedProcess("stubborn", argv, tmp_path / "s.pid", tmp_path / "s.log")
     process.start()
+    deadline = time.monotonic() + 20
+    while not ignoring.exists():  # under load the child may not have set its handler yet
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
 
     assert process.stop(timeout=0.5) is True
     assert process.pid() is None

@@ -1,0 +1,73 @@
+"""Generic webhook delivery over httpx, with redirects disabled.
+
+apprise's json:// plugin posts with `requests.post`, which follows redirects (a 302 to
+http://169.254.169.254/ would be fetched), and it reports only True/False, so 4xx and 5xx
+cannot be told apart. Webhooks therefore go out here: one POST of the rendered JSON,
+`follow_redirects=False`, no proxy from the environment, after the SSRF guard.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from sagas.delivery.port import DeliveryResult
+
+# 4xx answers that mean "try later" rather than "this will never work".
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+RESPONSE_EXCERPT = 500
+
+
+def classify(status: int) -> tuple[bool, bool]:
+    """(ok, retryable) for an HTTP status; redirects are failures that retrying won't fix."""
+    if 200 <= status < 300:
+        return True, False
+    return False, status >= 500 or status in RETRYABLE_STATUS
+
+
+class WebhookSender:
+    """POSTs JSON to a checked URL and turns every outcome into a DeliveryResult."""
+
+    def __init__(self, user_agent: str, transport: httpx.BaseTransport | None = None) -> None:
+        self._client = httpx.Client(
+            follow_redirects=False,
+            trust_env=False,
+            transport=transport,
+            headers={"User-Agent": user_agent},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def post(self, url: str, payload: Mapping[str, Any], timeout: float) -> DeliveryResult:
+        """One attempt; never raises for provider or network failures."""
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        started = time.perf_counter()
+        try:
+            response = self._client.post(url, content=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            return _failure(started, f"timeout: {type(exc).__name__}", retryable=True)
+        except httpx.HTTPError as exc:
+            return _failure(started, f"connection error: {type(exc).__name__}: {exc}", True)
+        latency = _elapsed_ms(started)
+        summary = f"HTTP {response.status_code} {response.text[:RESPONSE_EXCERPT]}".strip()
+        ok, retryable = classify(response.status_code)
+        if ok:
+            return DeliveryResult(True, summary, latency)
+        error = f"HTTP {response.status_code}"
+        if response.is_redirect:
+            error += f" redirect to {response.headers.get('location', '?')!r} not followed"
+        return DeliveryResult(False, summary, latency, retryable, error)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _failure(started: float, error: str, retryable: bool) -> DeliveryResult:
+    return DeliveryResult(False, "", _elapsed_ms(started), retryable, error)

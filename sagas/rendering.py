@@ -1,0 +1,188 @@
+"""Render notification templates (`templates/<name>/`) into per-channel messages.
+
+Templates run in jinja2's sandbox with StrictUndefined, so a missing variable is an error at
+render time and never an empty string. Only `*.html.j2` files are HTML-autoescaped. In
+`webhook.json.j2` every `{{ expression }}` is emitted as a JSON value (already quoted and
+escaped), so data can never break out of a string or inject keys; the output must parse as a
+JSON object. Subjects and push titles are folded onto one line (no header injection).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+
+Channel = Literal["email", "sms", "push", "slack", "discord", "webhook"]
+CHANNELS: tuple[Channel, ...] = get_args(Channel)
+
+# The files each channel needs, in the order they are rendered.
+CHANNEL_FILES: dict[Channel, tuple[str, ...]] = {
+    "email": ("email.subject.j2", "email.txt.j2", "email.html.j2"),
+    "sms": ("sms.j2",),
+    "push": ("push.title.j2", "push.body.j2"),
+    "slack": ("slack.j2",),
+    "discord": ("discord.j2",),
+    "webhook": ("webhook.json.j2",),
+}
+SAMPLE_FILE = "sample.json"
+DEFAULT_TEMPLATE_ROOT = Path(__file__).resolve().parent.parent / "templates"
+
+_UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One template rendered for one channel; fields a channel does not use stay None."""
+
+    channel: Channel
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    title: str | None = None
+    body: str | None = None
+    json: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """Why one template/channel failed `check_templates`."""
+
+    template: str
+    channel: str | None
+    message: str
+
+
+class TemplateError(Exception):
+    """A template could not be rendered; names the template, channel and missing variable."""
+
+    def __init__(
+        self, template: str, channel: str | None, message: str, variable: str | None = None
+    ) -> None:
+        where = f"{template}/{channel}" if channel else template
+        super().__init__(f"{where}: {message}")
+        self.template = template
+        self.channel = channel
+        self.variable = variable
+        self.message = message
+
+
+def _json_value(value: object) -> object:
+    """Finalize hook for webhook templates: every expression becomes a JSON literal."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError here
+    if isinstance(value, Markup):  # already JSON, e.g. `x | tojson`
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith(".html.j2")
+
+
+class TemplateRenderer:
+    """Renders `templates/<name>/<channel files>` with caller-supplied data."""
+
+    def __init__(self, root: Path = DEFAULT_TEMPLATE_ROOT) -> None:
+        self.root = root
+        loader = jinja2.FileSystemLoader(str(root))
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "keep_trailing_newline": False,
+        }
+        self._env = SandboxedEnvironment(autoescape=_autoescape, **common)
+        self._json_env = SandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
+
+    def templates(self) -> list[str]:
+        """Names of the template directories under the root."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def channels(self, name: str) -> list[Channel]:
+        """Channels for which template `name` has at least one file."""
+        folder = self.root / name
+        return [c for c in CHANNELS if any((folder / f).is_file() for f in CHANNEL_FILES[c])]
+
+    def render(self, name: str, channel: Channel, data: Mapping[str, Any]) -> Rendered:
+        """Render template `name` for `channel`; raises TemplateError on any failure."""
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise TemplateError(name, channel, "invalid template name")
+        parts = [self._render_file(name, channel, f, data) for f in CHANNEL_FILES[channel]]
+        match channel:
+            case "email":
+                return Rendered(channel, subject=_one_line(parts[0]), text=parts[1], html=parts[2])
+            case "push":
+                return Rendered(channel, title=_one_line(parts[0]), body=parts[1])
+            case "webhook":
+                return Rendered(channel, json=self._parse_json(name, parts[0]))
+            case _:
+                return Rendered(channel, text=parts[0])
+
+    def _render_file(
+        self, name: str, channel: Channel, filename: str, data: Mapping[str, Any]
+    ) -> str:
+        env = self._json_env if filename.endswith(".json.j2") else self._env
+        try:
+            return env.get_template(f"{name}/{filename}").render(dict(data)).strip()
+        except jinja2.UndefinedError as exc:
+            found = _UNDEFINED_NAME.search(str(exc))
+            variable = next((g for g in found.groups() if g), None) if found else None
+            raise TemplateError(name, channel, f"undefined variable: {exc}", variable) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(name, channel, f"template file not found: {exc}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(name, channel, f"syntax error line {exc.lineno}: {exc}") from exc
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+            # SecurityError (sandbox) is a jinja2.TemplateError too.
+            raise TemplateError(name, channel, f"{type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _parse_json(name: str, text: str) -> Mapping[str, Any]:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TemplateError(name, "webhook", f"output is not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise TemplateError(name, "webhook", "output must be a JSON object")
+        return value
+
+
+def load_sample(root: Path, name: str) -> dict[str, Any]:
+    """The sample data of template `name` (its `sample.json`)."""
+    value = json.loads((root / name / SAMPLE_FILE).read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}/{SAMPLE_FILE} must hold a JSON object")
+    return value
+
+
+def check_templates(root: Path = DEFAULT_TEMPLATE_ROOT) -> list[TemplateProblem]:
+    """Render every template for every channel with its sample data; [] when all is well."""
+    renderer = TemplateRenderer(root)
+    problems: list[TemplateProblem] = []
+    for name in renderer.templates():
+        try:
+            sample = load_sample(root, name)
+        except (OSError, ValueError) as exc:
+            problems.append(TemplateProblem(name, None, f"bad {SAMPLE_FILE}: {exc}"))
+            continue
+        for channel in CHANNELS:
+            missing = [f for f in CHANNEL_FILES[channel] if not (root / name / f).is_file()]
+            if missing:
+                problems.append(TemplateProblem(name, channel, f"missing {', '.join(missing)}"))
+                continue
+            try:
+                renderer.render(name, channel, sample)
+            except TemplateError as exc:
+                problems.append(TemplateProblem(name, channel, exc.message))
+    return problems
