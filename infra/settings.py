@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     gateway_port: int = 3000
     command_processor_health_port: int = 3101
     projector_health_port: int = 3102
+    notifier_health_port: int = 3103
+    workflows_health_port: int = 3104
     jwt_secret: str | None = Field(default=None, description="HS256 secret; else the home file.")
     jwt_issuer: str = "nexus"
     jwt_audience: str = "nexus-api"
@@ -43,6 +45,40 @@ class Settings(BaseSettings):
     produce_timeout_ms: int = 5000
     read_your_writes_timeout_s: float = 5.0
     log_level: str = "info"
+    # Notifications: templates, workflows and the saga's default policy.
+    templates_dir: Path = Field(default=PROJECT_ROOT / "templates", description="Templates.")
+    workflows_file: Path = Field(
+        default=PROJECT_ROOT / "infra" / "workflows.toml", description="Domain event workflows."
+    )
+    app_name: str = "Nexus"
+    app_url: str = "http://127.0.0.1:3000"
+    ops_user_id: str | None = Field(
+        default=None, description="User whose channels receive operations alerts."
+    )
+    notification_deadline_s: int = 3600
+    notification_max_attempts: int = 3
+    notification_base_delay_ms: int = 1000
+    notification_max_delay_ms: int = 300_000
+    circuit_failure_threshold: int = 5
+    circuit_cool_down_ms: int = 30_000
+    delivery_concurrency: int = 32
+    # Delivery adapters (apprise and httpx); a channel without its settings fails its attempts.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "nexus@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_mode: str = Field(default="starttls", description="insecure, starttls or ssl.")
+    ntfy_server: str = "https://ntfy.sh"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    delivery_allow_list: str = Field(
+        default="", description="Comma-separated hosts/CIDRs exempt from the SSRF checks."
+    )
+    delivery_timeouts: str = Field(
+        default="", description="Per-channel seconds, e.g. email=15,webhook=5."
+    )
 
     @property
     def resolved_kafka_bootstrap(self) -> str:
@@ -67,5 +103,5 @@ class Settings(BaseSettings):
         return self.jwt_secret or self.jwt_secret_file.read_text().strip()
 
     def topic(self, name: str) -> str:
-        """Full topic name for a logical topic: commands, events, outcomes, deadletter."""
+        """Full topic name for a logical topic (see streams.topics.LOGICAL_TOPICS)."""
         return f"{self.topic_prefix}.{name}"

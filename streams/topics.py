@@ -19,7 +19,14 @@ from infra.settings import Settings
 from streams.kafka_config import admin_config, consumer_config
 
 # All topics share a partition count: command partition p owns partition p of the others.
-LOGICAL_TOPICS = ("commands", "events", "outcomes", "deadletter")
+LOGICAL_TOPICS = (
+    "commands",
+    "events",
+    "outcomes",
+    "deadletter",
+    "notification-requests",
+    "notifications",
+)
 # A 1 MiB HTTP body grows a little on its way to an event; a dead letter wraps a whole
 # message of any of the others, so its topic takes twice as much.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -37,6 +44,8 @@ class Topics:
     events: str
     outcomes: str
     deadletter: str
+    notification_requests: str
+    notifications: str  # the notification sagas' events
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -45,8 +54,15 @@ class Topics:
     def by_logical_name(self) -> dict[str, str]:
         return dict(zip(LOGICAL_TOPICS, self.names(), strict=True))
 
-    def names(self) -> tuple[str, str, str, str]:
-        return (self.commands, self.events, self.outcomes, self.deadletter)
+    def names(self) -> tuple[str, ...]:
+        return (
+            self.commands,
+            self.events,
+            self.outcomes,
+            self.deadletter,
+            self.notification_requests,
+            self.notifications,
+        )
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:

@@ -1,9 +1,12 @@
-"""The `Notifier` port: send one rendered message on one channel, report what happened."""
+"""The delivery ports: `Notifier` sends one rendered message on one channel and reports what
+happened; `DeliveryLedger` records every attempt before it is sent."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Literal, Protocol
 
 from sagas.rendering import Channel, Rendered
 
@@ -26,3 +29,64 @@ class Notifier(Protocol):
     def send(
         self, channel: Channel, address: str, rendered: Rendered, timeout: float
     ) -> DeliveryResult: ...
+
+
+LedgerStatus = Literal["sending", "delivered", "failed", "in_doubt"]
+
+
+@dataclass(frozen=True)
+class AttemptClaim:
+    """One attempt about to be sent; claimed under `ledger_key` before anything is sent."""
+
+    ledger_key: str
+    notification_id: str
+    user_id: str
+    channel: str
+    attempt: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What the ledger holds for one attempt."""
+
+    ledger_key: str
+    notification_id: str
+    user_id: str
+    channel: str
+    attempt: int
+    status: LedgerStatus
+    provider_response: str | None
+    error: str | None
+    latency_ms: float | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """The final word on one claimed attempt."""
+
+    ledger_key: str
+    status: LedgerStatus
+    provider_response: str | None
+    error: str | None
+    latency_ms: float | None
+    finished_at: datetime
+
+
+class DeliveryLedger(Protocol):
+    """Every delivery attempt, keyed (notification, channel, attempt), written before the send."""
+
+    def claim(self, claims: Sequence[AttemptClaim]) -> dict[str, AttemptRecord]:
+        """Insert a `sending` row per claim unless its key exists; returns the rows that
+        already existed, by key. A key in the result must not be sent again."""
+        ...
+
+    def record(self, results: Sequence[AttemptResult]) -> None:
+        """Set each claimed attempt's final status; a settled row is never changed again."""
+        ...
+
+    def attempts(self, keys: Sequence[str]) -> dict[str, AttemptRecord]:
+        """The rows for these keys, where they exist."""
+        ...
