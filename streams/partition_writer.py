@@ -148,15 +148,15 @@ class PartitionWriter:
         log.error("command_batch_failed", partition=self.partition, error=str(err))
         if err.fatal():
             raise exc
-        _until_done(lambda: self.producer.abort_transaction(30))
+        until_done(lambda: self.producer.abort_transaction(30))
         self._delivery_errors.clear()
         tp = TopicPartition(self.topics.commands, self.partition)
-        committed = _until_done(lambda: consumer.committed([tp], 30))
+        committed = until_done(lambda: consumer.committed([tp], 30))
         offset = committed[0].offset if committed[0].offset >= 0 else 0
         consumer.seek(TopicPartition(self.topics.commands, self.partition, offset))
 
 
-def _until_done(call: Callable[[], T]) -> T:
+def until_done(call: Callable[[], T]) -> T:
     while True:
         try:
             return call()

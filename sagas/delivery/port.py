@@ -27,8 +27,15 @@ class Notifier(Protocol):
     """Delivers a rendered notification to one address on one channel."""
 
     def send(
-        self, channel: Channel, address: str, rendered: Rendered, timeout: float
-    ) -> DeliveryResult: ...
+        self,
+        channel: Channel,
+        address: str,
+        rendered: Rendered,
+        timeout: float,
+        idempotency_key: str | None = None,
+    ) -> DeliveryResult:
+        """`idempotency_key` is the ledger key, passed on where the channel can carry it."""
+        ...
 
 
 LedgerStatus = Literal["sending", "delivered", "failed", "in_doubt"]

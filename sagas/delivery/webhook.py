@@ -43,10 +43,22 @@ class WebhookSender:
     def close(self) -> None:
         self._client.close()
 
-    def post(self, url: str, payload: Mapping[str, Any], timeout: float) -> DeliveryResult:
-        """One attempt; never raises for provider or network failures."""
+    def post(
+        self,
+        url: str,
+        payload: Mapping[str, Any],
+        timeout: float,
+        idempotency_key: str | None = None,
+    ) -> DeliveryResult:
+        """One attempt; never raises for provider or network failures.
+
+        `Idempotency-Key` carries the ledger key (notification/channel/attempt), so a
+        receiver can tell a new message from one it has seen.
+        """
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         started = time.perf_counter()
         try:
             response = self._client.post(url, content=body, headers=headers, timeout=timeout)

@@ -94,7 +94,7 @@ def evolve(state: NotificationState, event: NotificationEvent) -> NotificationSt
         case NotificationAttemptFailed():
             return with_channel(state, event.channel, settled(event.attempt, delivered=False))
         case NotificationRetryScheduled():
-            return with_channel(state, event.channel, retry_due(event.attempt))
+            return with_channel(state, event.channel, retry_due(event.attempt, event.due_at))
         case NotificationFellBack():
             return fell_back(state, event)
         case NotificationCompleted():

@@ -53,10 +53,9 @@ def with_channel(
 
 def started(attempt: int) -> ChannelChange:
     def change(p: ChannelProgress) -> ChannelProgress:
-        retry = (
-            None if p.retry_attempt is not None and p.retry_attempt <= attempt else p.retry_attempt
-        )
-        return replace(p, started=max(p.started, attempt), retry_attempt=retry)
+        if p.retry_attempt is not None and p.retry_attempt <= attempt:
+            p = replace(p, retry_attempt=None, retry_due_at=None)
+        return replace(p, started=max(p.started, attempt))
 
     return change
 
@@ -68,9 +67,11 @@ def settled(attempt: int, *, delivered: bool) -> ChannelChange:
     return change
 
 
-def retry_due(attempt: int) -> ChannelChange:
+def retry_due(attempt: int, due_at: int) -> ChannelChange:
     def change(p: ChannelProgress) -> ChannelProgress:
-        return p if p.started >= attempt else replace(p, retry_attempt=attempt)
+        if p.started >= attempt:
+            return p
+        return replace(p, retry_attempt=attempt, retry_due_at=due_at)
 
     return change
 

@@ -1,4 +1,4 @@
-"""A request for a notification (`notification.submitted`), as HTTP, `notify()` and workflows make it.
+"""A request for a notification (`notification.submitted`) from HTTP, `notify()` or a workflow.
 
 The request is not a saga event: it is the input the saga worker starts a saga from. Its
 id is derived from the idempotency key, so asking twice with one key names one saga, and

@@ -24,6 +24,7 @@ class ChannelProgress:
     settled: int = 0
     delivered: bool = False
     retry_attempt: int | None = None
+    retry_due_at: int | None = None
 
     @property
     def in_flight(self) -> bool:

@@ -1,0 +1,167 @@
+"""Sends attempts: claim each in the ledger, send new claims on a thread pool, collect results.
+
+The ledger row is written before the send, under the attempt's unique key. A key that is
+already there is never sent again: its recorded outcome is reused, and a row still marked
+`sending` (its worker died during the send) becomes `in_doubt` and counts as a failure
+that is not retried, because the provider may well have received it. That window, between
+the provider accepting and the ledger recording, is the one place a message can be lost
+to the saga's view; it is never sent twice.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+import structlog
+
+from sagas.delivery.port import (
+    AttemptClaim,
+    AttemptRecord,
+    AttemptResult,
+    DeliveryLedger,
+    DeliveryResult,
+    Notifier,
+)
+from sagas.delivery.recipients import Recipients
+from sagas.notification.commands import DeliverAttempt
+from sagas.rendering import Channel, TemplateError
+from streams.notifier.contents import RenderedContents
+from streams.notifier.engine import Saga
+
+log = structlog.get_logger()
+IN_DOUBT = "outcome unknown: a worker stopped during the send; not sent again"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One attempt's outcome; `recorded`: the ledger holds it; `sent`: it went to the pool."""
+
+    delivery: DeliverAttempt
+    result: DeliveryResult
+    recorded: bool
+    sent: bool = False
+
+
+class DeliveryDesk:
+    def __init__(
+        self,
+        notifier: Notifier,
+        ledger: DeliveryLedger,
+        recipients: Recipients,
+        contents: RenderedContents,
+        timeouts: Mapping[Channel, float],
+        concurrency: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.notifier, self.ledger, self.recipients = notifier, ledger, recipients
+        self.contents, self.timeouts, self.clock = contents, timeouts, clock
+        self.in_flight = 0
+        self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def dispatch(self, deliveries: list[DeliverAttempt], sagas: Mapping[str, Saga]) -> None:
+        """Claim and send; outcomes known without sending are queued at once."""
+        if not deliveries:
+            return
+        started_at = self.clock()
+        existing = self.ledger.claim([_claim(d, started_at) for d in deliveries])
+        recipients = self.recipients.find({d.user_id for d in deliveries})
+        for delivery in deliveries:
+            if delivery.ledger_key in existing:
+                self._done.put(self._settled(delivery, existing[delivery.ledger_key]))
+                continue
+            recipient = recipients.get(delivery.user_id)
+            address = recipient.address(delivery.channel) if recipient else None
+            if address is None:
+                self._done.put(_failed(delivery, "no address for this channel", False, False))
+                continue
+            saga = sagas.get(delivery.notification_id)
+            if saga is None:
+                self._done.put(_failed(delivery, "saga not loaded", True, False))
+                continue
+            self.in_flight += 1
+            self._pool.submit(self._send, delivery, address, saga)
+
+    def finished(self) -> list[Finished]:
+        """Outcomes collected since the last call; records new ones in the ledger first."""
+        done: list[Finished] = []
+        while not self._done.empty():
+            done.append(self._done.get_nowait())
+        sent = [f for f in done if not f.recorded]
+        self.in_flight -= sum(1 for f in sent if f.sent)
+        if sent:
+            finished_at = self.clock()
+            self.ledger.record([_result(f, finished_at) for f in sent])
+        return done
+
+    def _send(self, delivery: DeliverAttempt, address: str, saga: Saga) -> None:
+        state = saga.state
+        try:
+            rendered = self.contents.get(
+                delivery.content_ref, state.template, delivery.channel, state.data
+            )
+        except (TemplateError, ValueError) as exc:
+            result = DeliveryResult(False, "", 0.0, False, f"cannot render: {exc}")
+        else:
+            channel = cast(Channel, delivery.channel)
+            try:
+                result = self.notifier.send(
+                    channel, address, rendered, self.timeouts[channel], delivery.ledger_key
+                )
+            except Exception as exc:  # an adapter bug must fail the attempt, not the worker
+                log.exception("notifier_raised", ledger_key=delivery.ledger_key)
+                result = DeliveryResult(False, "", 0.0, True, f"{type(exc).__name__}: {exc}")
+        self._done.put(Finished(delivery, result, recorded=False, sent=True))
+
+    def _settled(self, delivery: DeliverAttempt, row: AttemptRecord) -> Finished:
+        if row.status == "delivered":
+            result = DeliveryResult(True, row.provider_response or "", row.latency_ms or 0.0)
+            return Finished(delivery, result, recorded=True)
+        if row.status == "failed":
+            # Whether it was retryable is not kept; retrying is safe, it was not delivered.
+            error = row.error or "failed"
+            result = DeliveryResult(False, row.provider_response or "", 0.0, True, error)
+            return Finished(delivery, result, recorded=True)
+        if row.status == "sending":
+            self.ledger.record(
+                [AttemptResult(row.ledger_key, "in_doubt", None, IN_DOUBT, None, self.clock())]
+            )
+            log.warning("attempt_in_doubt", ledger_key=row.ledger_key)
+        return _failed(delivery, IN_DOUBT, False, True)
+
+
+def _failed(delivery: DeliverAttempt, error: str, retryable: bool, recorded: bool) -> Finished:
+    """An attempt that fails before any send."""
+    return Finished(delivery, DeliveryResult(False, "", 0.0, retryable, error), recorded)
+
+
+def _claim(delivery: DeliverAttempt, started_at: datetime) -> AttemptClaim:
+    return AttemptClaim(
+        ledger_key=delivery.ledger_key,
+        notification_id=delivery.notification_id,
+        user_id=delivery.user_id,
+        channel=delivery.channel,
+        attempt=delivery.attempt,
+        started_at=started_at,
+    )
+
+
+def _result(finished: Finished, finished_at: datetime) -> AttemptResult:
+    result = finished.result
+    response = result.provider_response if finished.sent else None
+    return AttemptResult(
+        ledger_key=finished.delivery.ledger_key,
+        status="delivered" if result.ok else "failed",
+        provider_response=response,
+        error=result.error,
+        latency_ms=result.latency_ms,
+        finished_at=finished_at,
+    )

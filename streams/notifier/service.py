@@ -1,0 +1,95 @@
+"""Composition root of the notifier process: wires the real adapters into the worker."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from confluent_kafka import Message
+from psycopg_pool import ConnectionPool
+
+from infra.delivery_settings import delivery_config
+from infra.logging import configure_logging
+from infra.settings import Settings
+from sagas.circuit.breaker import CircuitConfig
+from sagas.delivery.apprise_notifier import AppriseNotifier
+from sagas.delivery.port import Notifier
+from sagas.delivery.postgres_ledger import PostgresLedger, ensure_ledger
+from sagas.delivery.postgres_recipients import PostgresRecipients
+from sagas.notification.commands import DeliveryPolicy
+from sagas.rendering import TemplateRenderer
+from schemas.codec import AvroCodec
+from streams.deadletter import utcnow
+from streams.health import HealthServer
+from streams.notifier.contents import RenderedContents
+from streams.notifier.deliveries import DeliveryDesk
+from streams.notifier.engine import SagaEngine
+from streams.notifier.requests import Decoded, StartPolicy, decode_requests
+from streams.notifier.worker import NotificationWorker
+from streams.topics import ensure_topics
+
+log = structlog.get_logger()
+
+
+def bootstrap(
+    settings: Settings,
+    pool: ConnectionPool,
+    *,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    jitter: Callable[[], float] = random.random,
+) -> NotificationWorker:
+    """The worker with real adapters; tests pass their own notifier, clock or jitter."""
+    config = delivery_config(settings)
+    codec = AvroCodec()
+    renderer = TemplateRenderer(settings.templates_dir)
+    contents = RenderedContents(renderer)
+    recipients = PostgresRecipients(pool)
+    engine = SagaEngine(
+        contents, CircuitConfig(settings.circuit_failure_threshold, settings.circuit_cool_down_ms)
+    )
+    desk = DeliveryDesk(
+        notifier or AppriseNotifier(config),
+        PostgresLedger(pool),
+        recipients,
+        contents,
+        config.timeouts,
+        settings.delivery_concurrency,
+        clock,
+    )
+    start = StartPolicy(
+        deadline_ms=settings.notification_deadline_s * 1000,
+        policy=DeliveryPolicy(
+            max_attempts=settings.notification_max_attempts,
+            base_delay_ms=settings.notification_base_delay_ms,
+            max_delay_ms=settings.notification_max_delay_ms,
+        ),
+    )
+
+    def read_requests(messages: list[Message], now: int) -> Decoded:
+        return decode_requests(messages, codec, recipients, renderer, start, now)
+
+    return NotificationWorker(
+        settings, engine, desk, read_requests, codec=codec, clock=clock, jitter=jitter
+    )
+
+
+def run(settings: Settings) -> None:
+    configure_logging(settings.log_level, "notifier")
+    ensure_topics(settings)
+    with ConnectionPool(settings.resolved_database_url, min_size=1, max_size=4) as pool:
+        with pool.connection() as conn:
+            ensure_ledger(conn)
+        worker = bootstrap(settings, pool)
+        health = HealthServer("127.0.0.1", settings.notifier_health_port, worker.ready.is_set)
+        health.start()
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.info("notifier_started", requests=worker.topics.notification_requests)
+        worker.run(stop)
+        health.stop()

@@ -1,0 +1,298 @@
+"""The notifier's Kafka plumbing: requests in, saga events out, one transaction per step.
+
+A step gathers new requests, attempt outcomes and due timers, runs them through the
+engine, and writes the resulting saga events with the consumed request offsets in one
+transaction. Only after it commits are deliveries claimed and sent and timers kept, so
+nothing is sent for an event the log does not hold. The transactional producer commits
+offsets with the consumer's group metadata: a worker that lost its partitions is fenced.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import assert_never
+
+import structlog
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from infra.settings import Settings
+from sagas.notification.commands import (
+    DeliverAttempt,
+    FireTimer,
+    RecordAttemptFailure,
+    RecordDelivery,
+    RenderNotification,
+    StartAttempt,
+    Timer,
+)
+from sagas.notification.resume import resume
+from schemas.codec import AvroCodec
+from streams.deadletter import dead_letter
+from streams.kafka_config import consumer_config, transactional_producer_config
+from streams.notifier import metrics
+from streams.notifier.deliveries import DeliveryDesk, Finished
+from streams.notifier.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
+from streams.notifier.rebuild import load_partition
+from streams.notifier.records import circuit_record, saga_record
+from streams.notifier.requests import Decoded
+from streams.notifier.timers import TimerQueue
+from streams.partition_writer import until_done
+from streams.polling import poll_batch
+from streams.topics import Topics
+
+log = structlog.get_logger()
+CONSUMER_NAME = "notifier"
+BATCH = 500
+MAX_RESPONSE = 1000
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class NotificationWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: SagaEngine,
+        desk: DeliveryDesk,
+        read_requests: Callable[[list[Message], int], Decoded],
+        *,
+        codec: AvroCodec,
+        clock: Callable[[], datetime],
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings, self.engine, self.desk = settings, engine, desk
+        self.read_requests, self.codec = read_requests, codec
+        self.clock, self.jitter = clock, jitter
+        self.topics = Topics.from_settings(settings)
+        self.timers = TimerQueue()
+        self.ready = threading.Event()
+        self._pending: list[Work] = []
+        self._pending_deliveries: list[DeliverAttempt] = []
+        group = f"{settings.topic_prefix}.notifier"
+        self.consumer = Consumer(
+            consumer_config(
+                settings,
+                group,
+                **{
+                    "group.instance.id": f"{group}.{settings.instance_id}",
+                    "session.timeout.ms": 10000,
+                    "heartbeat.interval.ms": 1000,
+                },
+            )
+        )
+        transactional_id = f"{group}.{settings.instance_id}"
+        self.producer = Producer(transactional_producer_config(settings, transactional_id))
+
+    def run(self, stop: threading.Event) -> None:
+        self.producer.init_transactions(30)  # fences our previous incarnation, aborts its txn
+        self.consumer.subscribe(
+            [self.topics.notification_requests],
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._revoked,
+        )
+        try:
+            while not stop.is_set():
+                self.step(poll_batch(self.consumer, BATCH, self._poll_timeout()))
+        finally:
+            self.desk.close()
+            self.consumer.close()
+
+    def step(self, messages: list[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is not None and error.fatal():
+                raise KafkaException(error)
+        messages = [m for m in messages if m.error() is None]
+        moment = self.clock()
+        now = epoch_ms(moment)
+        decoded = self.read_requests(messages, now)
+        works = [*self._pending, *decoded.works, *self._outcomes(now), *self._due(now)]
+        self._pending = []
+        if not works and not messages:
+            self._dispatch([])
+            return
+        started = time.perf_counter()
+        step = self.engine.run(works, now)
+        try:
+            self._commit(step, decoded, moment)
+        except KafkaException as exc:
+            self._recover(exc)
+            return
+        metrics.STEP_SECONDS.observe(time.perf_counter() - started)
+        for timer in step.timers:
+            self.timers.add(timer)
+        self._finish(step)
+        self._dispatch(step.deliveries)
+
+    def _commit(self, step: Step, decoded: Decoded, moment: datetime) -> None:
+        self.producer.begin_transaction()
+        for out in step.events:
+            payload = self.codec.encode(out.event.TYPE, saga_record(out, moment), check=False)
+            self.producer.produce(
+                self.topics.notifications, payload, key=out.saga_id, partition=out.partition
+            )
+        for channel, event in step.circuit_events:
+            payload = self.codec.encode(event.TYPE, circuit_record(channel, event, moment))
+            self.producer.produce(self.topics.notifications, payload, key=f"channel:{channel}")
+        for message, error in decoded.undecodable:
+            log.warning("request_dead_lettered", reason=error.reason, offset=message.offset())
+            letter = dead_letter(self.codec, message, error, CONSUMER_NAME, moment)
+            self.producer.produce(self.topics.deadletter, letter, partition=message.partition())
+        for rejected in step.rejected:
+            log.warning(
+                "saga_command_rejected",
+                saga_id=rejected.work.saga_id,
+                command=type(rejected.work.command).__name__,
+                code=rejected.error.code,
+            )
+        self.producer.send_offsets_to_transaction(
+            self._positions(), self.consumer.consumer_group_metadata()
+        )
+        self.producer.commit_transaction()
+
+    def _recover(self, exc: KafkaException) -> None:
+        """Abort, then rebuild every owned saga from the log and rewind to committed offsets.
+
+        The engine's memory ran ahead of the aborted step; the log is the truth.
+        """
+        err = exc.args[0]
+        log.error("notifier_step_failed", error=str(err))
+        if err.fatal():
+            raise exc
+        until_done(lambda: self.producer.abort_transaction(30))
+        assignment = self.consumer.assignment()
+        self._revoked(self.consumer, assignment)
+        for tp in until_done(lambda: self.consumer.committed(assignment, 30)):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self._assigned(self.consumer, assignment)
+
+    def _positions(self) -> list[TopicPartition]:
+        """Every owned partition's position: committing them all fences a zombie's step."""
+        assignment = self.consumer.assignment()
+        return [tp for tp in self.consumer.position(assignment) if tp.offset >= 0]
+
+    def _finish(self, step: Step) -> None:
+        for saga_id in step.finished:
+            saga = self.engine.sagas[saga_id]
+            metrics.SAGAS_FINISHED.labels(status=saga.state.status).inc()
+            self.engine.contents.forget([c.content_ref for c in saga.state.contents])
+
+    def _dispatch(self, deliveries: list[DeliverAttempt]) -> None:
+        deliveries = [*self._pending_deliveries, *deliveries]
+        self._pending_deliveries = []
+        self.desk.dispatch(deliveries, self.engine.sagas)
+        metrics.IN_FLIGHT.set(self.desk.in_flight)
+        metrics.TIMERS.set(len(self.timers))
+
+    def _outcomes(self, now: int) -> list[Work]:
+        works = []
+        for finished in self.desk.finished():
+            saga = self.engine.sagas.get(finished.delivery.notification_id)
+            if saga is None:
+                continue  # revoked meanwhile: the ledger has it, the new owner reads it there
+            metrics.ATTEMPTS.labels(
+                channel=finished.delivery.channel,
+                outcome="delivered" if finished.result.ok else "failed",
+            ).inc()
+            works.append(
+                Work(
+                    finished.delivery.notification_id,
+                    saga.partition,
+                    self._outcome_command(finished, now),
+                )
+            )
+        return works
+
+    def _outcome_command(
+        self, finished: Finished, now: int
+    ) -> RecordDelivery | RecordAttemptFailure:
+        delivery, result = finished.delivery, finished.result
+        if result.ok:
+            return RecordDelivery(
+                channel=delivery.channel,
+                attempt=delivery.attempt,
+                provider_response=result.provider_response[:MAX_RESPONSE],
+                latency_ms=int(result.latency_ms),
+            )
+        return RecordAttemptFailure(
+            channel=delivery.channel,
+            attempt=delivery.attempt,
+            error=(result.error or "failed")[:MAX_RESPONSE],
+            retryable=result.retryable,
+            failed_at=now,
+            jitter=min(self.jitter(), 0.999999),
+        )
+
+    def _due(self, now: int) -> list[Work]:
+        works = []
+        for timer in self.timers.pop_due(now, BATCH):
+            fire = FireTimer(timer=timer, fired_at=now)
+            if timer.saga_id.startswith(CHANNEL_SAGA_PREFIX):
+                works.append(Work(timer.saga_id, -1, fire))
+            elif (saga := self.engine.sagas.get(timer.saga_id)) is not None:
+                works.append(Work(timer.saga_id, saga.partition, fire))
+        return works
+
+    def _poll_timeout(self) -> float:
+        if self._pending or self._pending_deliveries or self.desk.in_flight:
+            return 0.005
+        due = self.timers.next_due()
+        if due is None:
+            return 0.1
+        return min(max((due - epoch_ms(self.clock())) / 1000, 0.0), 0.1)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            sagas = load_partition(
+                self.settings, self.topics.notifications, tp.partition, self.codec
+            )
+            self.engine.sagas.update(sagas)
+            for saga_id, saga in sagas.items():
+                self._resume(saga_id, saga)
+        log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
+        self.ready.set()
+
+    def _resume(self, saga_id: str, saga: Saga) -> None:
+        for output in resume(saga.state):
+            match output:
+                case Timer():
+                    self.timers.add(output)
+                case DeliverAttempt():
+                    self._pending_deliveries.append(output)
+                case RenderNotification():
+                    command = self.engine.contents.render(output)
+                    self._pending.append(Work(saga_id, saga.partition, command))
+                case StartAttempt():
+                    self._pending.append(Work(saga_id, saga.partition, output))
+                case _:
+                    assert_never(output)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {tp.partition for tp in partitions}
+        for saga_id in [s for s, saga in self.engine.sagas.items() if saga.partition in lost]:
+            del self.engine.sagas[saga_id]
+        owned = self.engine.sagas
+        self.timers.forget(
+            lambda t: t.saga_id.startswith(CHANNEL_SAGA_PREFIX) or t.saga_id in owned
+        )
+        self.engine.circuits.forget(lambda w: w.partition not in lost)
+        self._pending = [w for w in self._pending if w.partition not in lost]
+        self._pending_deliveries = [
+            d for d in self._pending_deliveries if d.notification_id in owned
+        ]
+        log.info("partitions_revoked", partitions=sorted(lost))

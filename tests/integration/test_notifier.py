@@ -1,0 +1,148 @@
+"""The notifier process end to end: requests in, webhooks out, saga events and ledger written.
+
+Real processes (command processor, projector, gateway, notifier), a real broker and
+database, and a local webhook sink the test starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from stack import ServiceProcess
+from topic_reading import read_topic
+from webhook_sink import SinkLog, wait_until, webhook_sink
+
+from gateway.auth import TokenVerifier
+from infra.service_env import with_free_ports
+from infra.settings import Settings
+from streams.notification_requests import notify
+from streams.topics import ensure_topics
+
+WAIT = {"Prefer": "wait=15"}
+SERVICES = ("command-processor", "projector", "gateway", "notifier")
+SAMPLE = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[tuple[SinkLog, int]]:
+    with webhook_sink() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stack(module_settings: Settings, sink: tuple[SinkLog, int]) -> Iterator[Settings]:
+    settings = with_free_ports(module_settings).model_copy(
+        update={
+            "delivery_allow_list": f"127.0.0.1:{sink[1]}",
+            "notification_base_delay_ms": 100,
+            "notification_max_delay_ms": 400,
+        }
+    )
+    ensure_topics(settings)
+    services = [ServiceProcess(name, settings) for name in SERVICES]
+    try:
+        for service in services:
+            service.start()
+        yield settings
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+@pytest.fixture(scope="module")
+def api(stack: Settings) -> Iterator[httpx.Client]:
+    verifier = TokenVerifier(stack.resolved_jwt_secret(), stack.jwt_issuer, stack.jwt_audience)
+    token = verifier.issue("ops", ["users:read", "users:write"])
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.gateway_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+def webhook_user(api: httpx.Client, url: str) -> str:
+    body = {"email": f"{uuid.uuid4().hex[:8]}@example.com", "name": "Ada"}
+    created = api.post("/api/v1/users", json=body, headers=WAIT)
+    assert created.status_code == 201, created.text
+    user_id: str = created.json()["aggregate_id"]
+    preferences = {"channels": [{"channel": "webhook", "address": url, "enabled": True}]}
+    done = api.put(f"/api/v1/users/{user_id}/preferences", json=preferences, headers=WAIT)
+    assert done.status_code == 200, done.text
+    seen = api.get(f"/api/v1/users/{user_id}", params={"after": done.json()["position"]})
+    assert seen.json()["channels"][0]["address"] == url
+    return user_id
+
+
+def saga_events(settings: Settings, saga_id: str) -> list[dict[str, Any]]:
+    return [
+        s.record
+        for s in read_topic(settings, settings.topic("notifications"))
+        if s.record["aggregate_id"] == saga_id
+    ]
+
+
+def ledger(settings: Settings, notification_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        return conn.execute(
+            "SELECT channel, attempt, status FROM notification_ledger"
+            " WHERE notification_id = %s ORDER BY attempt",
+            (notification_id,),
+        ).fetchall()
+
+
+def test_a_request_is_delivered_once_and_recorded(
+    stack: Settings, api: httpx.Client, sink: tuple[SinkLog, int]
+) -> None:
+    log, port = sink
+    user_id = webhook_user(api, f"http://127.0.0.1:{port}/ok")
+    key = uuid.uuid4().hex
+    first = asyncio.run(notify(stack, user_id, "welcome", SAMPLE, idempotency_key=key))
+    again = asyncio.run(notify(stack, user_id, "welcome", SAMPLE, idempotency_key=key))
+    assert first == again
+
+    def completed() -> list[dict[str, Any]]:
+        events = saga_events(stack, first)
+        return events if events and events[-1]["type"] == "notification.completed" else []
+
+    events = wait_until(completed, 30, "the saga to complete")
+    assert [e["type"].removeprefix("notification.") for e in events] == [
+        "requested",
+        "rendered",
+        "attempt_started",
+        "delivered",
+        "completed",
+    ]
+    assert [e["aggregate_version"] for e in events] == [1, 2, 3, 4, 5]
+    assert {e["correlation_id"] for e in events} == {first}
+    received = [r for r in log.snapshot() if r.key and r.key.startswith(first)]
+    assert [r.key for r in received] == [f"{first}/webhook/1"]
+    assert b'"Ada"' in received[0].body
+    assert ledger(stack, first) == [("webhook", 1, "delivered")]
+
+
+def test_a_failing_endpoint_is_retried_then_given_up(
+    stack: Settings, api: httpx.Client, sink: tuple[SinkLog, int]
+) -> None:
+    log, port = sink
+    user_id = webhook_user(api, f"http://127.0.0.1:{port}/fail")
+    saga_id = asyncio.run(notify(stack, user_id, "welcome", SAMPLE))
+
+    def finished() -> list[dict[str, Any]]:
+        events = saga_events(stack, saga_id)
+        return events if events and events[-1]["type"] == "notification.given_up" else []
+
+    events = wait_until(finished, 30, "the saga to give up")
+    kinds = [e["type"].removeprefix("notification.") for e in events]
+    assert kinds.count("attempt_failed") == 3 and kinds.count("retry_scheduled") == 2
+    assert "retries_exhausted" in events[-1]["data"]["reason"]
+    assert [r.key for r in log.snapshot() if r.key and r.key.startswith(saga_id)] == [
+        f"{saga_id}/webhook/{n}" for n in (1, 2, 3)
+    ]
+    assert ledger(stack, saga_id) == [("webhook", n, "failed") for n in (1, 2, 3)]

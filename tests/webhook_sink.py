@@ -1,0 +1,97 @@
+"""Test helper: a local webhook receiver that logs every request and fails some on purpose."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Receipt:
+    key: str | None  # the Idempotency-Key header: notification/channel/attempt
+    path: str
+    body: bytes
+    status: int
+
+
+@dataclass
+class SinkLog:
+    """What the sink saw; `fail_rate` of the requests to `/flaky` answer 500."""
+
+    fail_rate: float = 0.0
+    seed: int = 7
+    receipts: list[Receipt] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def status_for(self, path: str) -> int:
+        with self.lock:
+            if path == "/fail":
+                return 500
+            if path == "/flaky" and self._random.random() < self.fail_rate:
+                return 500
+            return 200
+
+    def add(self, receipt: Receipt) -> None:
+        with self.lock:
+            self.receipts.append(receipt)
+
+    def snapshot(self) -> list[Receipt]:
+        with self.lock:
+            return list(self.receipts)
+
+    def accepted(self) -> list[Receipt]:
+        return [r for r in self.snapshot() if r.status == 200]
+
+
+def _handler(log: SinkLog) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            status = log.status_for(self.path)
+            log.add(Receipt(self.headers.get("Idempotency-Key"), self.path, body, status))
+            payload = b'{"ok": true}' if status == 200 else b'{"ok": false}'
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@contextmanager
+def webhook_sink(fail_rate: float = 0.0) -> Iterator[tuple[SinkLog, int]]:
+    log = SinkLog(fail_rate=fail_rate)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(log))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield log, server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
