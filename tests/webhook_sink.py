@@ -73,10 +73,18 @@ def _handler(log: SinkLog) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a sender killed mid-request resets its connection: expected in fault tests
+
+
 @contextmanager
 def webhook_sink(fail_rate: float = 0.0) -> Iterator[tuple[SinkLog, int]]:
     log = SinkLog(fail_rate=fail_rate)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(log))
+    server = QuietServer(("127.0.0.1", 0), _handler(log), bind_and_activate=False)
+    server.request_queue_size = 512  # the default backlog of 5 refuses concurrent senders
+    server.server_bind()
+    server.server_activate()
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ to the saga's view; it is never sent twice.
 from __future__ import annotations
 
 import queue
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,35 +61,54 @@ class DeliveryDesk:
     ) -> None:
         self.notifier, self.ledger, self.recipients = notifier, ledger, recipients
         self.contents, self.timeouts, self.clock = contents, timeouts, clock
+        self.concurrency = concurrency
         self.in_flight = 0
+        self.waiting: deque[DeliverAttempt] = deque()
         self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
 
     def close(self) -> None:
+        """Send nothing more; wait for the sends in flight so their outcomes can be kept."""
+        self.waiting.clear()
         self._pool.shutdown(wait=True)
 
-    def dispatch(self, deliveries: list[DeliverAttempt], sagas: Mapping[str, Saga]) -> None:
-        """Claim and send; outcomes known without sending are queued at once."""
-        if not deliveries:
+    def dispatch(self, deliveries: list[DeliverAttempt]) -> None:
+        """Queue attempts; they are claimed only when a sender is free to take them."""
+        self.waiting.extend(deliveries)
+
+    def pump(self, sagas: Mapping[str, Saga]) -> None:
+        """Claim as many waiting attempts as there are free senders, and send them.
+
+        Claiming just before sending keeps the claimed-but-unsent set as small as the
+        pool: after a crash only those can be in doubt, not the whole backlog.
+        """
+        free = self.concurrency - self.in_flight
+        batch = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
+        if not batch:
             return
-        started_at = self.clock()
-        existing = self.ledger.claim([_claim(d, started_at) for d in deliveries])
-        recipients = self.recipients.find({d.user_id for d in deliveries})
-        for delivery in deliveries:
+        existing = self.ledger.claim([_claim(d, self.clock()) for d in batch])
+        recipients = self.recipients.find({d.user_id for d in batch})
+        for delivery in batch:
             if delivery.ledger_key in existing:
                 self._done.put(self._settled(delivery, existing[delivery.ledger_key]))
                 continue
             recipient = recipients.get(delivery.user_id)
             address = recipient.address(delivery.channel) if recipient else None
-            if address is None:
-                self._done.put(_failed(delivery, "no address for this channel", False, False))
-                continue
             saga = sagas.get(delivery.notification_id)
-            if saga is None:
-                self._done.put(_failed(delivery, "saga not loaded", True, False))
+            if address is None or saga is None:
+                error = "no address for this channel" if saga else "saga no longer owned here"
+                self._done.put(_failed(delivery, error, retryable=saga is None, recorded=False))
                 continue
             self.in_flight += 1
             self._pool.submit(self._send, delivery, address, saga)
+
+    def forget(self, owned: Mapping[str, Saga]) -> None:
+        """Drop waiting attempts of sagas no longer owned; their new owner resumes them."""
+        self.waiting = deque(d for d in self.waiting if d.notification_id in owned)
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0 or bool(self.waiting)
 
     def finished(self) -> list[Finished]:
         """Outcomes collected since the last call; records new ones in the ledger first."""

@@ -13,3 +13,4 @@ ATTEMPTS = Counter(
 STEP_SECONDS = Histogram("nexus_notifier_step_seconds", "Engine run plus its transaction")
 IN_FLIGHT = Gauge("nexus_notifier_sends_in_flight", "Attempts being sent now")
 TIMERS = Gauge("nexus_notifier_timers", "Timers kept by this worker")
+WAITING = Gauge("nexus_notifier_sends_waiting", "Started attempts waiting for a free sender")

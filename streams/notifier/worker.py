@@ -107,9 +107,20 @@ class NotificationWorker:
         try:
             while not stop.is_set():
                 self.step(poll_batch(self.consumer, BATCH, self._poll_timeout()))
+            self._drain()
         finally:
             self.desk.close()
             self.consumer.close()
+
+    def _drain(self) -> None:
+        """On a clean stop, record the sends in flight, so none is left in doubt."""
+        self.desk.close()
+        moment = self.clock()
+        works = self._outcomes(epoch_ms(moment))
+        if works:
+            step = self.engine.run(works, epoch_ms(moment))
+            self._commit(step, Decoded([], []), moment)
+        log.info("notifier_drained", outcomes=len(works))
 
     def step(self, messages: list[Message]) -> None:
         for message in messages:
@@ -193,10 +204,11 @@ class NotificationWorker:
             self.engine.contents.forget([c.content_ref for c in saga.state.contents])
 
     def _dispatch(self, deliveries: list[DeliverAttempt]) -> None:
-        deliveries = [*self._pending_deliveries, *deliveries]
+        self.desk.dispatch([*self._pending_deliveries, *deliveries])
         self._pending_deliveries = []
-        self.desk.dispatch(deliveries, self.engine.sagas)
+        self.desk.pump(self.engine.sagas)
         metrics.IN_FLIGHT.set(self.desk.in_flight)
+        metrics.WAITING.set(len(self.desk.waiting))
         metrics.TIMERS.set(len(self.timers))
 
     def _outcomes(self, now: int) -> list[Work]:
@@ -249,7 +261,7 @@ class NotificationWorker:
         return works
 
     def _poll_timeout(self) -> float:
-        if self._pending or self._pending_deliveries or self.desk.in_flight:
+        if self._pending or self._pending_deliveries or self.desk.busy:
             return 0.005
         due = self.timers.next_due()
         if due is None:
@@ -295,4 +307,5 @@ class NotificationWorker:
         self._pending_deliveries = [
             d for d in self._pending_deliveries if d.notification_id in owned
         ]
+        self.desk.forget(owned)
         log.info("partitions_revoked", partitions=sorted(lost))

@@ -1,0 +1,178 @@
+"""Fault test: SIGKILL the notifier three times during 5,000 notifications to a flaky sink.
+
+The webhook sink fails 20% of requests with a 500, and the circuit breaker is set to trip
+on five failures in a row, so retries, probes and restarts all happen under load.
+Afterwards every saga is terminal, no attempt key reached the sink twice, every delivered
+(notification, channel) was received exactly once, and the ledger matches the sink's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import psycopg
+from stack import ServiceProcess
+from topic_reading import read_topic
+from webhook_sink import SinkLog, wait_until, webhook_sink
+
+from gateway.auth import TokenVerifier
+from infra.service_env import with_free_ports
+from infra.settings import Settings
+from sagas.notification.request import submission
+from schemas.codec import AvroCodec
+from streams.async_producer import AsyncProducer
+from streams.kafka_config import producer_config
+from streams.notification_requests import request_record
+from streams.topics import ensure_topics
+
+NOTIFICATIONS = 5_000
+USERS = 20
+KILL_AT_LEDGER_ROWS = (1_200, 2_600, 4_000)
+TERMINAL = {"notification.completed", "notification.given_up"}
+DATA = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
+
+
+def create_users(settings: Settings, url: str) -> list[str]:
+    verifier = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
+    token = verifier.issue("ops", ["users:read", "users:write"])
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "wait=15"}
+    users, last = [], ""
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as api:
+        for i in range(USERS):
+            body = {"email": f"u{i}-{uuid.uuid4().hex[:6]}@example.com", "name": f"U{i}"}
+            user_id = api.post("/api/v1/users", json=body, headers=headers).json()["aggregate_id"]
+            channels = {"channels": [{"channel": "webhook", "address": url}]}
+            done = api.put(f"/api/v1/users/{user_id}/preferences", json=channels, headers=headers)
+            assert done.status_code == 200, done.text
+            users.append(user_id)
+            last = done.json()["position"]
+        check = api.get(f"/api/v1/users/{users[-1]}", params={"after": last}, headers=headers)
+        assert check.status_code == 200
+    return users
+
+
+async def submit_all(settings: Settings, users: list[str]) -> list[str]:
+    codec, producer = AvroCodec(), AsyncProducer(producer_config(settings))
+    ids, payloads = [], []
+    for i in range(NOTIFICATIONS):
+        request = submission(
+            user_id=users[i % USERS],
+            template="welcome",
+            data=DATA,
+            requested_by="fault-test",
+            submitted_at=int(time.time() * 1000),
+            idempotency_key=f"fault-{i}",
+        )
+        ids.append(request.notification_id)
+        payloads.append(
+            (request.notification_id, codec.encode(request.TYPE, request_record(request)))
+        )
+    try:
+        await producer.send_many(settings.topic("notification-requests"), payloads)
+    finally:
+        producer.close()
+    return ids
+
+
+def ledger_rows(settings: Settings) -> list[tuple[str, str, str | None]]:
+    """(ledger key, status, error) of every attempt."""
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        return conn.execute("SELECT ledger_key, status, error FROM notification_ledger").fetchall()
+
+
+def saga_streams(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    streams: dict[str, list[dict[str, Any]]] = {}
+    for stored in read_topic(settings, settings.topic("notifications")):
+        if stored.record["aggregate_type"] == "notification":
+            streams.setdefault(stored.record["aggregate_id"], []).append(stored.record)
+    return streams
+
+
+def test_sigkill_the_notifier_three_times_during_5000_notifications(settings: Settings) -> None:
+    with webhook_sink(fail_rate=0.2) as (sink, port):
+        stack = with_free_ports(settings).model_copy(
+            update={
+                "delivery_allow_list": f"127.0.0.1:{port}",
+                "notification_base_delay_ms": 50,
+                "notification_max_delay_ms": 400,
+                "circuit_failure_threshold": 5,
+                "circuit_cool_down_ms": 300,
+            }
+        )
+        ensure_topics(stack)
+        names = ("command-processor", "projector", "gateway", "notifier")
+        services = {name: ServiceProcess(name, stack) for name in names}
+        try:
+            for service in services.values():
+                service.start()
+            users = create_users(stack, f"http://127.0.0.1:{port}/flaky")
+            ids = asyncio.run(submit_all(stack, users))
+            notifier = services["notifier"]
+            for rows in KILL_AT_LEDGER_ROWS:
+                wait_until(lambda r=rows: len(ledger_rows(stack)) >= r, 120, f"{rows} attempts")
+                notifier.kill()
+                notifier.start()
+            streams = wait_until(
+                lambda: (s := saga_streams(stack))
+                and all(i in s and s[i][-1]["type"] in TERMINAL for i in ids)
+                and s,
+                240,
+                "every saga to end",
+            )
+        finally:
+            for service in reversed(list(services.values())):
+                service.stop()
+        assert_consistent(ids, streams, ledger_rows(stack), sink)
+        assert notifier.starts == 1 + len(KILL_AT_LEDGER_ROWS)
+
+
+def assert_consistent(
+    ids: list[str],
+    streams: dict[str, list[dict[str, Any]]],
+    ledger: list[tuple[str, str, str | None]],
+    sink: SinkLog,
+) -> None:
+    assert set(ids) <= set(streams) and len(set(ids)) == NOTIFICATIONS
+    for saga_id in ids:
+        versions = [e["aggregate_version"] for e in streams[saga_id]]
+        assert versions == list(range(1, len(versions) + 1)), saga_id
+        assert sum(e["type"] in TERMINAL for e in streams[saga_id]) == 1, saga_id
+    receipts = sink.snapshot()
+    per_key = Counter(r.key for r in receipts)
+    assert None not in per_key and max(per_key.values()) == 1  # no key was ever sent twice
+    accepted = Counter(r.key.rsplit("/", 1)[0] for r in receipts if r.status == 200 and r.key)
+    delivered = {
+        f"{saga_id}/{e['data']['channel']}"
+        for saga_id in ids
+        for e in streams[saga_id]
+        if e["type"] == "notification.delivered"
+    }
+    assert delivered and all(accepted[pair] == 1 for pair in delivered)
+    status = {key: s for key, s, _ in ledger}
+    errors = {key: e for key, _, e in ledger}
+    sink_status = {r.key: r.status for r in receipts}
+    assert set(sink_status) <= set(status)  # the sink saw nothing the ledger does not know
+    for key, row in status.items():
+        match row:
+            case "delivered":
+                assert sink_status[key] == 200, key
+            case "failed":
+                assert sink_status.get(key) == 500, (key, errors[key])
+            case "in_doubt":
+                assert key.rsplit("/", 1)[0] not in delivered, key
+            case _:
+                raise AssertionError(f"{key} left {row}")
+    in_doubt = [k for k, s in status.items() if s == "in_doubt"]
+    accepted_in_doubt = [k for k in in_doubt if sink_status.get(k) == 200]
+    print(
+        f"\nfault test: {len(delivered)} delivered, {len(in_doubt)} in doubt "
+        f"({len(accepted_in_doubt)} of them reached the sink), "
+        f"{sum(1 for i in ids if streams[i][-1]['type'] == 'notification.given_up')} given up"
+    )
