@@ -20,15 +20,18 @@ from gateway.auth import TokenVerifier
 from gateway.commands import command_routes
 from gateway.dispatch import CommandDispatcher
 from gateway.middleware import RequestContext
+from gateway.notifications import notification_routes
 from gateway.outcomes import OutcomeListener
 from gateway.problems import Problem, problem_response
 from gateway.queries import query_routes
 from gateway.services import Services
 from infra.settings import Settings
+from sagas.rendering import TemplateRenderer
 from schemas.codec import AvroCodec
 from schemas.registry import default_registry
 from streams.async_producer import AsyncProducer
 from streams.kafka_config import producer_config
+from streams.notification_requests import NotificationRequests
 
 
 async def start_services(settings: Settings) -> Services:
@@ -42,7 +45,17 @@ async def start_services(settings: Settings) -> Services:
         settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
     )
     dispatcher = CommandDispatcher(producer, codec, listener, settings.topic("commands"))
-    return Services(settings, codec.registry, verifier, producer, listener, dispatcher, pool)
+    return Services(
+        settings,
+        codec.registry,
+        verifier,
+        producer,
+        listener,
+        dispatcher,
+        pool,
+        notification_requests=NotificationRequests(settings, producer, codec),
+        notification_templates=frozenset(TemplateRenderer(settings.templates_dir).templates()),
+    )
 
 
 async def stop_services(services: Services) -> None:
@@ -118,6 +131,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics),
         *command_routes(),
         *query_routes(),
+        *notification_routes(),
     ]
     return Starlette(
         routes=routes,

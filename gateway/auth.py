@@ -16,7 +16,11 @@ DEFAULT_SCOPES = (
     "workspaces:read",
     "workspaces:write",
     "commands:read",
+    "notifications:read",
+    "notifications:write",
 )
+# Not given by default (`nexus token --scope` grants them): notifications:send notifies any
+# user and reads any user's notifications; sagas:read reads every saga and its history.
 
 
 @dataclass(frozen=True)

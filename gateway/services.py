@@ -12,6 +12,7 @@ from gateway.outcomes import OutcomeListener
 from infra.settings import Settings
 from schemas.registry import SchemaRegistry
 from streams.async_producer import AsyncProducer
+from streams.notification_requests import NotificationRequests
 
 
 @dataclass
@@ -23,3 +24,5 @@ class Services:
     listener: OutcomeListener
     dispatcher: CommandDispatcher
     pool: AsyncConnectionPool
+    notification_requests: NotificationRequests
+    notification_templates: frozenset[str]  # names of the templates under templates_dir

@@ -41,6 +41,8 @@ CONSUMERS = ("command-processor", "projector")  # services with a consumer lag t
 RUNNERS = {
     "command-processor": "streams.command_processor",
     "projector": "projections.projector",
+    "workflows": "streams.workflow_runner",
+    "notifier": "streams.notifier.service",
     "gateway": "gateway.main",
 }
 
@@ -236,6 +238,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "render every notification template with its sample data",
         tools.templates,
         tools.templates_arguments,
+    ),
+    Subcommand(
+        "saga",
+        "audit a notification saga from its topic: timeline, gaps, status",
+        tools.saga,
+        tools.saga_arguments,
     ),
 ]
 

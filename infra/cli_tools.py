@@ -1,4 +1,4 @@
-"""`nexus` subcommands for operators: token, topics, publish, tail, replay, schemas."""
+"""`nexus` operator subcommands: token, topics, publish, tail, replay, schemas, templates, saga."""
 
 from __future__ import annotations
 
@@ -141,7 +141,8 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "projection", help="users, workspaces, memberships, command_outcomes or all"
+        "projection",
+        help="users, workspaces, memberships, command_outcomes, notifications or all",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -173,13 +174,42 @@ def templates(args: argparse.Namespace, settings: Settings) -> int:
 
     problems = check_templates()
     for problem in problems:
-        print(f"{problem.template}/{problem.channel}: {problem.message}", file=sys.stderr)
+        where = f"{problem.template}/{problem.channel}" if problem.channel else problem.template
+        print(f"{where}: {problem.message}", file=sys.stderr)
     print(f"templates checked, {len(problems)} problems")
     return 1 if problems else 0
 
 
 def templates_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["check"])
+
+
+def saga(args: argparse.Namespace, settings: Settings) -> int:
+    """Audit one notification saga from its topic; with --json the summary goes to stderr."""
+    from infra.saga_audit import json_line, report_lines, summary_lines
+    from streams.aggregate_history import TopicMissing, read_aggregate_history
+
+    try:
+        found = read_aggregate_history(settings, settings.topic("notifications"), args.id)
+    except TopicMissing as exc:
+        print(f"nexus saga audit: {exc}", file=sys.stderr)
+        return 1
+    where = f"{found.topic} partition {found.partition}"
+    if not found.records:
+        print(f"nexus saga audit: no events for saga {args.id} on {where}", file=sys.stderr)
+        return 1
+    if args.json:
+        print("\n".join(json_line(record) for record in found.records))
+        print("\n".join(summary_lines(found.records, found.undecodable)), file=sys.stderr)
+    else:
+        print("\n".join(report_lines(args.id, where, found.records, found.undecodable)))
+    return 0
+
+
+def saga_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["audit"])
+    parser.add_argument("id", help="the notification id (the saga topic's key)")
+    parser.add_argument("--json", action="store_true", help="one full record per line")
 
 
 def _json_default(value: Any) -> Any:

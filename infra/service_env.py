@@ -14,6 +14,8 @@ from infra.settings import Settings
 SERVICE_PORT_FIELDS = {
     "command-processor": "command_processor_health_port",
     "projector": "projector_health_port",
+    "workflows": "workflows_health_port",
+    "notifier": "notifier_health_port",
     "gateway": "gateway_port",
 }
 

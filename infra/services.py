@@ -120,6 +120,8 @@ def app_services(settings: Settings) -> list[Service]:
     return [
         local("command-processor", settings.command_processor_health_port),
         local("projector", settings.projector_health_port),
+        local("workflows", settings.workflows_health_port),
+        local("notifier", settings.notifier_health_port),
         Service(
             "gateway", (nexus, "run", "gateway", "--supervise"), settings.gateway_port, gateway_url
         ),

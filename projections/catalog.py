@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.command_outcomes import COMMAND_OUTCOMES_PROJECTION
 from projections.memberships import MEMBERSHIPS_PROJECTION
 from projections.model import Projection
+from projections.notifications import NOTIFICATIONS_PROJECTION
 from projections.users import USERS_PROJECTION
 from projections.workspaces import WORKSPACES_PROJECTION
 
@@ -15,6 +16,7 @@ PROJECTIONS: dict[str, Projection] = {
         WORKSPACES_PROJECTION,
         MEMBERSHIPS_PROJECTION,
         COMMAND_OUTCOMES_PROJECTION,
+        NOTIFICATIONS_PROJECTION,
     )
 }
 

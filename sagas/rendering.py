@@ -5,6 +5,8 @@ render time and never an empty string. Only `*.html.j2` files are HTML-autoescap
 `webhook.json.j2` every `{{ expression }}` is emitted as a JSON value (already quoted and
 escaped), so data can never break out of a string or inject keys; the output must parse as a
 JSON object. Subjects and push titles are folded onto one line (no header injection).
+A template's optional `meta.json` (`{"critical": bool, "description": str}`) marks the
+templates that bypass users' opt-outs and quiet hours.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ CHANNEL_FILES: dict[Channel, tuple[str, ...]] = {
     "webhook": ("webhook.json.j2",),
 }
 SAMPLE_FILE = "sample.json"
+META_FILE = "meta.json"
 DEFAULT_TEMPLATE_ROOT = Path(__file__).resolve().parent.parent / "templates"
 
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined|has no attribute '([^']+)'")
@@ -58,6 +61,14 @@ class TemplateProblem:
     template: str
     channel: str | None
     message: str
+
+
+@dataclass(frozen=True)
+class TemplateMeta:
+    """A template's `meta.json`; critical templates bypass users' opt-outs and quiet hours."""
+
+    critical: bool = False
+    description: str = ""
 
 
 class TemplateError(Exception):
@@ -114,6 +125,19 @@ class TemplateRenderer:
         folder = self.root / name
         return [c for c in CHANNELS if any((folder / f).is_file() for f in CHANNEL_FILES[c])]
 
+    def meta(self, name: str) -> TemplateMeta:
+        """Template `name`'s meta.json; the defaults when it has none. Raises TemplateError."""
+        folder = self.root / name
+        if "/" in name or "\\" in name or name.startswith(".") or not folder.is_dir():
+            raise TemplateError(name, None, "no such template")
+        try:
+            text = (folder / META_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return TemplateMeta()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(name, None, f"bad {META_FILE}: {exc}") from exc
+        return _parse_meta(name, text)
+
     def render(self, name: str, channel: Channel, data: Mapping[str, Any]) -> Rendered:
         """Render template `name` for `channel`; raises TemplateError on any failure."""
         if "/" in name or "\\" in name or name.startswith("."):
@@ -158,6 +182,24 @@ class TemplateRenderer:
         return value
 
 
+def _parse_meta(name: str, text: str) -> TemplateMeta:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TemplateError(name, None, f"bad {META_FILE}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise TemplateError(name, None, f"bad {META_FILE}: must hold a JSON object")
+    unknown = sorted(set(value) - {"critical", "description"})
+    if unknown:
+        raise TemplateError(name, None, f"bad {META_FILE}: unknown keys {unknown}")
+    critical, description = value.get("critical", False), value.get("description", "")
+    if not isinstance(critical, bool) or not isinstance(description, str):
+        raise TemplateError(
+            name, None, f"bad {META_FILE}: critical must be true or false, description a string"
+        )
+    return TemplateMeta(critical=critical, description=description)
+
+
 def load_sample(root: Path, name: str) -> dict[str, Any]:
     """The sample data of template `name` (its `sample.json`)."""
     value = json.loads((root / name / SAMPLE_FILE).read_text(encoding="utf-8"))
@@ -171,6 +213,10 @@ def check_templates(root: Path = DEFAULT_TEMPLATE_ROOT) -> list[TemplateProblem]
     renderer = TemplateRenderer(root)
     problems: list[TemplateProblem] = []
     for name in renderer.templates():
+        try:
+            renderer.meta(name)
+        except TemplateError as exc:
+            problems.append(TemplateProblem(name, None, exc.message))
         try:
             sample = load_sample(root, name)
         except (OSError, ValueError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Message
@@ -74,10 +73,7 @@ def decode_requests(
 
 
 def _critical(renderer: TemplateRenderer, template: str) -> bool:
-    meta: Callable[[str], object] | None = getattr(renderer, "meta", None)
-    if meta is None:
-        return False
     try:
-        return bool(getattr(meta(template), "critical", False))
+        return renderer.meta(template).critical
     except TemplateError:
         return False  # an unknown template fails at rendering, with the reason recorded

@@ -144,6 +144,7 @@ PROJECTION_TOPICS = {
     "workspaces": "events",
     "memberships": "events",
     "command_outcomes": "outcomes",
+    "notifications": "notifications",
 }
 
 

@@ -24,11 +24,13 @@ from sagas.notification.events import (
     RenderedContent,
     Route,
 )
+from sagas.notification.request import NotificationSubmitted
 from schemas.codec import AvroCodec
 from schemas.registry import SCHEMA_ROOT, default_registry
 
 TYPES: dict[str, Any] = {
-    cls.TYPE: cls for cls in (*get_args(NotificationEvent), *get_args(CircuitEvent))
+    cls.TYPE: cls
+    for cls in (*get_args(NotificationEvent), *get_args(CircuitEvent), NotificationSubmitted)
 }
 PREFIXES = ("notification.", "channel.")
 SAMPLES: list[Any] = [
@@ -40,6 +42,7 @@ SAMPLES: list[Any] = [
     ChannelCircuitHalfOpened(),
     ChannelCircuitProbeStarted(2_000),
     ChannelCircuitClosed(),
+    NotificationSubmitted("n-1", "u-1", "welcome", ("email",), "{}", "k-1", "alice", 7),
 ]
 
 

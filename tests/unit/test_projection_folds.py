@@ -143,5 +143,6 @@ def test_each_projection_reads_one_topic_and_lives_in_versioned_schemas() -> Non
         "workspaces": "events",
         "memberships": "events",
         "command_outcomes": "outcomes",
+        "notifications": "notifications",
     }
     assert schema_name("users", 3) == "proj_users_v3"
