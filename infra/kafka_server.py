@@ -157,7 +157,8 @@ class KafkaServer:
         argv = [
             "java", "-Xmx256m", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp", f"{self.jars}/*", "kafka.tools.StorageTool", "format",
-            "-t", id_file.read_text().strip(), "-c", str(self.properties_file),
+            # One token: an id may start with "-", which argparse would take for an option.
+            f"--cluster-id={id_file.read_text().strip()}", "-c", str(self.properties_file),
         ]  # fmt: skip
         result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if result.returncode != 0:

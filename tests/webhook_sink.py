@@ -22,7 +22,7 @@ class Receipt:
 
 @dataclass
 class SinkLog:
-    """What the sink saw; `fail_rate` of the requests to `/flaky` answer 500."""
+    """What the sink saw; `/fail`, the ntfy topic `fail` and `fail_rate` of `/flaky` get 500."""
 
     fail_rate: float = 0.0
     seed: int = 7
@@ -32,10 +32,10 @@ class SinkLog:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
 
-    def status_for(self, path: str) -> int:
+    def status_for(self, path: str, body: bytes) -> int:
         with self.lock:
-            if path == "/fail":
-                return 500
+            if path == "/fail" or (path == "/" and b'"topic": "fail"' in body):
+                return 500  # a failing webhook, or a failing ntfy topic
             if path == "/flaky" and self._random.random() < self.fail_rate:
                 return 500
             return 200
@@ -58,7 +58,7 @@ def _handler(log: SinkLog) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status = log.status_for(self.path)
+            status = log.status_for(self.path, body)
             log.add(Receipt(self.headers.get("Idempotency-Key"), self.path, body, status))
             payload = b'{"ok": true}' if status == 200 else b'{"ok": false}'
             self.send_response(status)
