@@ -32,12 +32,14 @@ class SinkLog:
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
 
-    def status_for(self, path: str, body: bytes) -> int:
+    def status_for(self, path: str, body: bytes, key: str | None) -> int:
         with self.lock:
             if path == "/fail" or (path == "/" and b'"topic": "fail"' in body):
                 return 500  # a failing webhook, or a failing ntfy topic
             if path == "/flaky" and self._random.random() < self.fail_rate:
                 return 500
+            if path == "/fail-first":  # fails each notification's first attempt only
+                return 500 if key is not None and key.endswith("/1") else 200
             return 200
 
     def add(self, receipt: Receipt) -> None:
@@ -58,8 +60,9 @@ def _handler(log: SinkLog) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status = log.status_for(self.path, body)
-            log.add(Receipt(self.headers.get("Idempotency-Key"), self.path, body, status))
+            key = self.headers.get("Idempotency-Key")
+            status = log.status_for(self.path, body, key)
+            log.add(Receipt(key, self.path, body, status))
             payload = b'{"ok": true}' if status == 200 else b'{"ok": false}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -102,6 +102,9 @@ def _no_external_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEXUS_DATABASE_URL", raising=False)
 
 
+APP_SERVICES = ("command-processor", "projector", "workflows", "notifier", "gateway")
+
+
 def test_services_leave_out_external_infrastructure(tmp_path: Path) -> None:
     local = Settings(home=tmp_path)
     external = Settings(home=tmp_path, kafka_bootstrap="k:9092", database_url="postgresql://x")
@@ -109,11 +112,9 @@ def test_services_leave_out_external_infrastructure(tmp_path: Path) -> None:
     assert [s.name for s in all_services(local)] == [
         "kafka",
         "postgres",
-        "command-processor",
-        "projector",
-        "gateway",
+        *APP_SERVICES,
     ]
-    assert [s.name for s in all_services(external)] == ["command-processor", "projector", "gateway"]
+    assert [s.name for s in all_services(external)] == list(APP_SERVICES)
 
 
 def test_status_lists_every_service_as_down(
@@ -128,9 +129,7 @@ def test_status_lists_every_service_as_down(
     assert {line.split()[0]: line.split()[1] for line in lines[1:]} == {
         "kafka": "down",
         "postgres": "down",
-        "command-processor": "down",
-        "projector": "down",
-        "gateway": "down",
+        **{name: "down" for name in APP_SERVICES},
     }
 
 

@@ -36,23 +36,30 @@ def sink() -> Iterator[tuple[SinkLog, int]]:
 
 
 @pytest.fixture(scope="module")
-def stack(module_settings: Settings, sink: tuple[SinkLog, int]) -> Iterator[Settings]:
+def services(
+    module_settings: Settings, sink: tuple[SinkLog, int]
+) -> Iterator[dict[str, ServiceProcess]]:
     settings = with_free_ports(module_settings).model_copy(
         update={
             "delivery_allow_list": f"127.0.0.1:{sink[1]}",
-            "notification_base_delay_ms": 100,
-            "notification_max_delay_ms": 400,
+            "notification_base_delay_ms": 2000,  # long enough to crash between try and retry
+            "notification_max_delay_ms": 2000,
         }
     )
     ensure_topics(settings)
-    services = [ServiceProcess(name, settings) for name in SERVICES]
+    running = {name: ServiceProcess(name, settings) for name in SERVICES}
     try:
-        for service in services:
+        for service in running.values():
             service.start()
-        yield settings
+        yield running
     finally:
-        for service in reversed(services):
+        for service in reversed(running.values()):
             service.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(services: dict[str, ServiceProcess]) -> Settings:
+    return services["notifier"].settings
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +153,35 @@ def test_a_failing_endpoint_is_retried_then_given_up(
         f"{saga_id}/webhook/{n}" for n in (1, 2, 3)
     ]
     assert ledger(stack, saga_id) == [("webhook", n, "failed") for n in (1, 2, 3)]
+
+
+def test_a_retry_scheduled_before_a_crash_still_happens(
+    stack: Settings,
+    api: httpx.Client,
+    sink: tuple[SinkLog, int],
+    services: dict[str, ServiceProcess],
+) -> None:
+    log, port = sink
+    user_id = webhook_user(api, f"http://127.0.0.1:{port}/fail-first")
+    saga_id = asyncio.run(notify(stack, user_id, "welcome", SAMPLE))
+
+    def types() -> list[str]:
+        return [e["type"].removeprefix("notification.") for e in saga_events(stack, saga_id)]
+
+    wait_until(lambda: "retry_scheduled" in types(), 30, "the retry to be scheduled")
+    services["notifier"].kill()  # the timer lived only in its memory, and in the log
+    services["notifier"].start()
+    wait_until(lambda: types()[-1:] == ["completed"], 30, "the retry after the restart")
+    assert types() == [
+        "requested",
+        "rendered",
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
+        "attempt_started",
+        "delivered",
+        "completed",
+    ]
+    keys = [(r.key, r.status) for r in log.snapshot() if r.key and r.key.startswith(saga_id)]
+    assert keys == [(f"{saga_id}/webhook/1", 500), (f"{saga_id}/webhook/2", 200)]
+    assert ledger(stack, saga_id) == [("webhook", 1, "failed"), ("webhook", 2, "delivered")]
