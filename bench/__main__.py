@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import http_accept, latency, publish, replay_rate
+from bench import http_accept, latency, notify, publish, replay_rate
 from bench.environment import BenchEnvironment
 from bench.report import Outcome, notes, say, table, write_json
 from infra.settings import PROJECT_ROOT
@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[BenchEnvironment], Outcome]] = {
     publish.NAME: publish.run,
     latency.NAME: latency.run,
     replay_rate.NAME: replay_rate.run,
+    notify.NAME: notify.run,
 }
 
 

@@ -14,8 +14,9 @@ import asyncio
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -42,8 +43,7 @@ class SinkProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -102,16 +102,22 @@ class Receipt:
     arrival: float  # time.time() in the sink
 
 
-@dataclass
 class SinkReceipts:
     """The bench's copy of the sink's notes, fetched incrementally from `GET /receipts`."""
 
-    url: str
-    receipts: list[Receipt] = field(default_factory=list)
+    def __init__(self, url: str) -> None:
+        self.client = httpx.Client(base_url=url, timeout=30)  # one connection for every poll
+        self.receipts: list[Receipt] = []
+
+    def __enter__(self) -> SinkReceipts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
 
     def fetch(self) -> list[Receipt]:
         """Notes that arrived since the last call (also kept in `receipts`)."""
-        text = httpx.get(f"{self.url}/receipts?from={len(self.receipts)}", timeout=30).text
+        text = self.client.get("/receipts", params={"from": len(self.receipts)}).text
         new = []
         for line in text.splitlines():
             path, key, arrival = line.split("\t")
