@@ -133,6 +133,9 @@ class NotificationWorker:
         decoded = self.read_requests(messages, now)
         works = [*self._pending, *decoded.works, *self._outcomes(now), *self._due(now)]
         self._pending = []
+        # Attempts started in earlier steps are in the log: refill the freed senders now,
+        # rather than leave them idle while this step commits.
+        self.desk.pump(self.engine.sagas)
         if not works and not messages:
             self._dispatch([])
             return
@@ -262,7 +265,7 @@ class NotificationWorker:
 
     def _poll_timeout(self) -> float:
         if self._pending or self._pending_deliveries or self.desk.busy:
-            return 0.005
+            return 0.002
         due = self.timers.next_due()
         if due is None:
             return 0.1
