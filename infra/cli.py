@@ -118,7 +118,8 @@ def _start(services: Sequence[ManagedService], timeout: float) -> None:
 def _print_urls(settings: Settings) -> None:
     print("\nNexus is up:")
     gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    rows = [("gateway", gateway)] + [(s.name, s.health_url) for s in app_services(settings)[:2]]
+    workers = [s for s in app_services(settings) if s.name != "gateway"]
+    rows = [("gateway", gateway)] + [(s.name, s.health_url) for s in workers]
     rows.append(("kafka", settings.resolved_kafka_bootstrap))
     rows.append(("postgres", _hide_password(settings.resolved_database_url)))
     rows.append(("logs", str(settings.home / "logs")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     )
     app_name: str = "Nexus"
     app_url: str = "http://127.0.0.1:3000"
+    workflows_start_from: Literal["earliest", "latest"] = Field(
+        default="latest",
+        description="Where a new workflows group starts: latest, so history is not notified.",
+    )
     ops_user_id: str | None = Field(
         default=None, description="User whose channels receive operations alerts."
     )

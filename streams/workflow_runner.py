@@ -87,7 +87,10 @@ class WorkflowRunner:
         self.produce_timeout_s = settings.produce_timeout_ms / 1000 + 5
         self.ready = threading.Event()
         group = group or f"{settings.topic_prefix}.workflows"
-        static = {"group.instance.id": f"{group}.{settings.instance_id}"}
+        static = {
+            "group.instance.id": f"{group}.{settings.instance_id}",
+            "auto.offset.reset": settings.workflows_start_from,
+        }
         self.consumer = Consumer(
             consumer_config(settings, group, **static, **{"session.timeout.ms": 10000})
         )

@@ -150,11 +150,15 @@ class SagaEngine:
                 assert_never(output)
 
     def _observe(self, event: NotificationEvent, now: int, step: Step, queue: deque[Work]) -> None:
-        if isinstance(event, NotificationDelivered | NotificationAttemptFailed):
-            delivered = isinstance(event, NotificationDelivered)
-            self._circuit_change(
-                event.channel, self.circuits.observe(event.channel, delivered, now), step, queue
-            )
+        """Feed the channel's breaker. A failure that retrying cannot fix (a 4xx, a bad
+        address, a channel not configured) says nothing about the provider's health."""
+        if isinstance(event, NotificationDelivered):
+            change = self.circuits.observe(event.channel, True, now)
+        elif isinstance(event, NotificationAttemptFailed) and event.retryable:
+            change = self.circuits.observe(event.channel, False, now)
+        else:
+            return
+        self._circuit_change(event.channel, change, step, queue)
 
     def _channel_timer(self, work: Work, now: int, step: Step, queue: deque[Work]) -> None:
         command = work.command

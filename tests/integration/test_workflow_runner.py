@@ -50,7 +50,10 @@ class Thread:
 @pytest.fixture
 def stack(settings: Settings) -> Iterator[Settings]:
     """The command processor and the projector, on the test's own topics and database."""
-    settings = with_free_ports(settings).model_copy(update={"app_url": APP_URL})
+    # The runner starts after the events: a new group must read them from the beginning.
+    settings = with_free_ports(settings).model_copy(
+        update={"app_url": APP_URL, "workflows_start_from": "earliest"}
+    )
     ensure_topics(settings)
     processor = Thread(CommandProcessor(settings).run)
     with Projector(settings):

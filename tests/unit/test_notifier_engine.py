@@ -182,3 +182,11 @@ def test_start_attempt_for_a_started_channel_is_ignored() -> None:
     machine.run([start("n-1")], T0)
     step = machine.run([Work("n-1", 3, StartAttempt("n-1", "webhook", 1))], T0 + 1)
     assert step.events == [] and step.deliveries == []
+
+
+def test_failures_that_retrying_cannot_fix_leave_the_circuit_closed() -> None:
+    machine = engine(threshold=1)
+    machine.run([start("a")], T0)
+    permanent = RecordAttemptFailure("webhook", 1, "HTTP 404", False, T0 + 1, 0.5)
+    step = machine.run([Work("a", 3, permanent)], T0 + 1)
+    assert step.circuit_events == [] and machine.circuits.status("webhook") == "closed"
