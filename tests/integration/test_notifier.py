@@ -21,7 +21,11 @@ from webhook_sink import SinkLog, wait_until, webhook_sink
 from gateway.auth import TokenVerifier
 from infra.service_env import with_free_ports
 from infra.settings import Settings
-from streams.notification_requests import notify
+from sagas.notification.request import submission
+from schemas.codec import AvroCodec
+from streams.async_producer import AsyncProducer
+from streams.kafka_config import producer_config
+from streams.notification_requests import NotificationRequests, notify
 from streams.topics import ensure_topics
 
 WAIT = {"Prefer": "wait=15"}
@@ -185,3 +189,51 @@ def test_a_retry_scheduled_before_a_crash_still_happens(
     keys = [(r.key, r.status) for r in log.snapshot() if r.key and r.key.startswith(saga_id)]
     assert keys == [(f"{saga_id}/webhook/1", 500), (f"{saga_id}/webhook/2", 200)]
     assert ledger(stack, saga_id) == [("webhook", 1, "failed"), ("webhook", 2, "delivered")]
+
+
+def test_a_clean_stop_mid_stream_leaves_nothing_in_doubt(
+    stack: Settings,
+    api: httpx.Client,
+    sink: tuple[SinkLog, int],
+    services: dict[str, ServiceProcess],
+) -> None:
+    log, port = sink
+    user_id = webhook_user(api, f"http://127.0.0.1:{port}/ok")
+    count = 1_000
+
+    async def submit() -> list[str]:
+        producer = AsyncProducer(producer_config(stack))
+        requests = NotificationRequests(stack, producer, AvroCodec())
+        batch = [
+            submission(
+                user_id=user_id, template="welcome", data=SAMPLE, requested_by="t", submitted_at=0
+            )
+            for _ in range(count)
+        ]
+        try:
+            await asyncio.gather(*(requests.submit(r) for r in batch))
+        finally:
+            producer.close()
+        return [r.notification_id for r in batch]
+
+    ids = asyncio.run(submit())
+    wait_until(lambda: len(ledger_for(stack, user_id)) >= 20, 30, "sends to be under way")
+    services["notifier"].stop()  # SIGTERM: senders finish, outcomes are recorded, then exit
+    assert len(ledger_for(stack, user_id)) < count  # it really stopped mid-stream
+    services["notifier"].start()
+    wait_until(
+        lambda: [s for _, _, s in ledger_for(stack, user_id)].count("delivered") == count,
+        60,
+        "every notification to be delivered",
+    )
+    assert {s for _, _, s in ledger_for(stack, user_id)} == {"delivered"}
+    keys = [r.key for r in log.snapshot() if r.key and r.key.split("/")[0] in set(ids)]
+    assert sorted(keys) == sorted(f"{i}/webhook/1" for i in ids)
+
+
+def ledger_for(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        return conn.execute(
+            "SELECT notification_id, attempt, status FROM notification_ledger WHERE user_id = %s",
+            (user_id,),
+        ).fetchall()
