@@ -6,10 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from gateway.auth import TokenVerifier
 from infra.service_env import environment, service_port
 from infra.settings import Settings
 
@@ -70,3 +73,31 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+@contextmanager
+def running(settings: Settings, names: Sequence[str]) -> Iterator[dict[str, ServiceProcess]]:
+    """Start the services in order, yield them by name, stop them in reverse order."""
+    services = {name: ServiceProcess(name, settings) for name in names}
+    try:
+        for service in services.values():
+            service.start()
+        yield services
+    finally:
+        for service in reversed(services.values()):
+            service.stop()
+
+
+@contextmanager
+def api_client(settings: Settings, subject: str, scopes: list[str]) -> Iterator[httpx.Client]:
+    """An HTTP client for the gateway, with a token for `subject` holding `scopes`."""
+    verifier = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
+    token = verifier.issue(subject, scopes)
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{settings.gateway_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as client:
+        yield client

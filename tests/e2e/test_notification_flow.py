@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from stack import NEXUS, ServiceProcess
+from stack import NEXUS, api_client, running
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
-from gateway.auth import TokenVerifier
 from infra.processes import free_port
 from infra.service_env import environment, with_free_ports
 from infra.settings import Settings
@@ -72,25 +71,13 @@ def stack(
         }
     )
     ensure_topics(settings)
-    services = [ServiceProcess(name, settings) for name in SERVICES]
-    try:
-        for service in services:
-            service.start()
+    with running(settings, SERVICES):
         yield settings
-    finally:
-        for service in reversed(services):
-            service.stop()
 
 
 @pytest.fixture(scope="module")
 def api(stack: Settings) -> Iterator[httpx.Client]:
-    verifier = TokenVerifier(stack.resolved_jwt_secret(), stack.jwt_issuer, stack.jwt_audience)
-    token = verifier.issue("ops", SCOPES)
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{stack.gateway_port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ) as client:
+    with api_client(stack, "ops", SCOPES) as client:
         yield client
 
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 from psycopg_pool import ConnectionPool
-from stack import ServiceProcess
+from stack import ServiceProcess, running
 from test_http_api import assert_problem
 from topic_reading import Stored, read_topic
 
@@ -52,14 +52,8 @@ WRITE = ["notifications:write", "notifications:read"]
 def stack(module_settings: Settings) -> Iterator[Settings]:
     settings = with_free_ports(module_settings)
     ensure_topics(settings)
-    services = [ServiceProcess(n, settings) for n in ("command-processor", "projector", "gateway")]
-    try:
-        for service in services:
-            service.start()
+    with running(settings, ("command-processor", "projector", "gateway")):
         yield settings
-    finally:
-        for service in reversed(services):
-            service.stop()
 
 
 class Client:

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from stack import ServiceProcess
+from psycopg import sql
+from stack import ServiceProcess, api_client, running
 from topic_reading import read_topic
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
-from gateway.auth import TokenVerifier
 from infra.service_env import with_free_ports
 from infra.settings import Settings
 from sagas.notification.request import submission
@@ -51,14 +51,8 @@ def services(
         }
     )
     ensure_topics(settings)
-    running = {name: ServiceProcess(name, settings) for name in SERVICES}
-    try:
-        for service in running.values():
-            service.start()
-        yield running
-    finally:
-        for service in reversed(running.values()):
-            service.stop()
+    with running(settings, SERVICES) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +62,7 @@ def stack(services: dict[str, ServiceProcess]) -> Settings:
 
 @pytest.fixture(scope="module")
 def api(stack: Settings) -> Iterator[httpx.Client]:
-    verifier = TokenVerifier(stack.resolved_jwt_secret(), stack.jwt_issuer, stack.jwt_audience)
-    token = verifier.issue("ops", ["users:read", "users:write"])
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{stack.gateway_port}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    ) as client:
+    with api_client(stack, "ops", ["users:read", "users:write"]) as client:
         yield client
 
 
@@ -100,12 +88,20 @@ def saga_events(settings: Settings, saga_id: str) -> list[dict[str, Any]]:
 
 
 def ledger(settings: Settings, notification_id: str) -> list[tuple[Any, ...]]:
+    return ledger_rows(settings, "channel", "notification_id", notification_id)
+
+
+def ledger_for(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
+    return ledger_rows(settings, "notification_id", "user_id", user_id)
+
+
+def ledger_rows(settings: Settings, first: str, column: str, value: str) -> list[tuple[Any, ...]]:
+    """(`first`, attempt, status) of the ledger rows where `column` is `value`."""
+    query = sql.SQL(
+        "SELECT {}, attempt, status FROM notification_ledger WHERE {} = %s ORDER BY attempt"
+    ).format(sql.Identifier(first), sql.Identifier(column))
     with psycopg.connect(settings.resolved_database_url) as conn:
-        return conn.execute(
-            "SELECT channel, attempt, status FROM notification_ledger"
-            " WHERE notification_id = %s ORDER BY attempt",
-            (notification_id,),
-        ).fetchall()
+        return conn.execute(query, (value,)).fetchall()
 
 
 def test_a_request_is_delivered_once_and_recorded(
@@ -229,11 +225,3 @@ def test_a_clean_stop_mid_stream_leaves_nothing_in_doubt(
     assert {s for _, _, s in ledger_for(stack, user_id)} == {"delivered"}
     keys = [r.key for r in log.snapshot() if r.key and r.key.split("/")[0] in set(ids)]
     assert sorted(keys) == sorted(f"{i}/webhook/1" for i in ids)
-
-
-def ledger_for(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.resolved_database_url) as conn:
-        return conn.execute(
-            "SELECT notification_id, attempt, status FROM notification_ledger WHERE user_id = %s",
-            (user_id,),
-        ).fetchall()
