@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     produce_timeout_ms: int = 5000
     read_your_writes_timeout_s: float = 5.0
     log_level: str = "info"
+    analytics_file: Path = Field(
+        default=PROJECT_ROOT / "infra" / "analytics.toml", description="Tracking plan policies."
+    )
+    analytics_health_port: int = 3105
     # Notifications: templates, workflows and the saga's default policy.
     templates_dir: Path = Field(default=PROJECT_ROOT / "templates", description="Templates.")
     workflows_file: Path = Field(

@@ -67,7 +67,10 @@ class BatchApplier:
                 # The header names the schema, so events this projection ignores skip decoding.
                 name = self.codec.writer_schema(payload).name
                 if self.projection.handles(name):
-                    events.append((name, self.codec.decode(payload)[1]))
+                    record = self.codec.decode(payload)[1]
+                    if self.projection.partition_scoped:
+                        record["partition"] = message.partition() or 0
+                    events.append((name, record))
             except DecodeError as error:
                 self.dead_letters.send(message, error)
                 dead += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.analytics.rollups import ANALYTICS_PROJECTION
 from projections.command_outcomes import COMMAND_OUTCOMES_PROJECTION
 from projections.memberships import MEMBERSHIPS_PROJECTION
 from projections.model import Projection
@@ -16,9 +17,15 @@ PROJECTIONS: dict[str, Projection] = {
         WORKSPACES_PROJECTION,
         MEMBERSHIPS_PROJECTION,
         COMMAND_OUTCOMES_PROJECTION,
+        ANALYTICS_PROJECTION,
         NOTIFICATIONS_PROJECTION,
     )
 }
+
+
+# Kept live by the analytics worker (Faust), not by the projector; replay handles all.
+STREAM_PROCESSED = frozenset({ANALYTICS_PROJECTION.name})
+PROJECTOR_PROJECTIONS = tuple(name for name in PROJECTIONS if name not in STREAM_PROCESSED)
 
 
 class UnknownProjection(KeyError):

@@ -89,6 +89,9 @@ class Projection:
     tables: tuple[Table, ...]
     handlers: Mapping[str, Handler]
     touches: Callable[[Event], Iterable[tuple[str, Key]]] = no_prefetch
+    # Handlers see the event's partition as event["partition"]: for read models whose rows
+    # are per partition, so that each row has a single writer.
+    partition_scoped: bool = False
 
     def handles(self, schema_name: str) -> bool:
         return schema_name in self.handlers

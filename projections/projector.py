@@ -16,7 +16,7 @@ import structlog
 
 from infra.logging import configure_logging
 from infra.settings import Settings
-from projections.catalog import PROJECTIONS, projection
+from projections.catalog import PROJECTOR_PROJECTIONS, projection
 from projections.migrations import migrate
 from projections.runner import ProjectionRunner
 from schemas.codec import AvroCodec
@@ -34,7 +34,7 @@ class Projector:
         self,
         settings: Settings,
         *,
-        projections: Iterable[str] = tuple(PROJECTIONS),
+        projections: Iterable[str] = PROJECTOR_PROJECTIONS,
         codec: AvroCodec | None = None,
         now: Callable[[], datetime] = utcnow,
         batch_size: int = 2000,

@@ -1,6 +1,7 @@
 """Loads every `.avsc` under schemas/ and indexes it by name, version and fingerprint.
 
-Layout: `schemas/<kind>/<name>/v<N>.avsc`, kind being events, commands or system.
+Layout: `schemas/<kind>/<name>/v<N>.avsc`, kind being events, commands, system or tracking
+(the analytics tracking plan).
 Every version is kept so that a reader can resolve any message ever written.
 """
 
@@ -16,7 +17,7 @@ from fastavro import parse_schema
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 SCHEMA_ROOT = Path(__file__).resolve().parent
-KINDS = ("events", "commands", "system")
+KINDS = ("events", "commands", "system", "tracking")
 
 
 @dataclass(frozen=True)

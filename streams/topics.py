@@ -26,6 +26,8 @@ LOGICAL_TOPICS = (
     "deadletter",
     "notification-requests",
     "notifications",
+    "analytics",
+    "analytics-rejected",
 )
 # A 1 MiB HTTP body grows a little on its way to an event; a dead letter wraps a whole
 # message of any of the others, so its topic takes twice as much.
@@ -46,6 +48,8 @@ class Topics:
     deadletter: str
     notification_requests: str
     notifications: str  # the notification sagas' events
+    analytics: str  # tracked (ingested) events
+    analytics_rejected: str  # ingested items the tracking plan refused
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -62,6 +66,8 @@ class Topics:
             self.deadletter,
             self.notification_requests,
             self.notifications,
+            self.analytics,
+            self.analytics_rejected,
         )
 
 

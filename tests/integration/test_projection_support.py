@@ -145,6 +145,7 @@ PROJECTION_TOPICS = {
     "memberships": "events",
     "command_outcomes": "outcomes",
     "notifications": "notifications",
+    "analytics": "analytics",
 }
 
 

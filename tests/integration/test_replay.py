@@ -98,7 +98,14 @@ def test_replay_equals_live_while_live_keeps_serving(
         replayed = dump_views(url)
     assert [(p.name, p.old_version, p.new_version) for p in result.parts] == [
         (name, 1, 2)
-        for name in ("users", "workspaces", "memberships", "command_outcomes", "notifications")
+        for name in (
+            "users",
+            "workspaces",
+            "memberships",
+            "command_outcomes",
+            "analytics",
+            "notifications",
+        )
     ]
     assert all(p.events >= len(before.get(p.name, ())) for p in result.parts)
     assert_views_served_throughout(reader, before)
@@ -119,7 +126,7 @@ def assert_only_live_schemas(database_url: str, version: int) -> None:
             "SELECT schema_name FROM information_schema.schemata"
             " WHERE schema_name LIKE 'proj%' ORDER BY 1"
         ).fetchall()
-    names = ("command_outcomes", "memberships", "notifications", "users", "workspaces")
+    names = ("analytics", "command_outcomes", "memberships", "notifications", "users", "workspaces")
     assert schemas == [(f"proj_{name}_v{version}",) for name in names]
 
 

@@ -1,0 +1,121 @@
+"""The analytics read model: rollups per (granularity, event type, window, partition).
+
+Each tracked event adds to its minute row and its hour row: a count, a late count, the
+unique-user sketch, the top values of the type's configured property and histograms of
+its numeric properties. An event's window comes from its client timestamp while it is
+within the plan's grace period of receipt; a later one counts where it was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from infra.settings import Settings
+from projections.analytics.sketches import hist_add, hll_add, top_add
+from projections.model import Event, Key, Projection, RowCache, Table
+from schemas.registry import default_registry
+from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan, load_plan
+
+ROLLUPS = Table(
+    name="rollups",
+    columns=(
+        ("granularity", "text NOT NULL"),
+        ("event_type", "text NOT NULL"),
+        ("bucket", "timestamptz NOT NULL"),
+        ("part", "integer NOT NULL"),
+        ("count", "bigint NOT NULL"),
+        ("late", "bigint NOT NULL"),
+        ("users", "jsonb NOT NULL"),
+        ("top", "jsonb NOT NULL"),
+        ("hist", "jsonb NOT NULL"),
+        ("updated_at", "timestamptz NOT NULL"),
+    ),
+    key=("granularity", "event_type", "bucket", "part"),
+    indexes=(("granularity", "bucket"),),
+)
+GRANULARITIES: dict[str, timedelta] = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+}
+
+
+@cache
+def plan() -> TrackingPlan:
+    """The tracking plan in force for this process (read once)."""
+    return load_plan(Settings().analytics_file)
+
+
+def window_time(event: Event, grace_seconds: int) -> tuple[datetime, bool]:
+    """(the time that picks the event's windows, whether it arrived late)."""
+    at, received = event["timestamp"], event["received_at"]
+    if received - at > timedelta(seconds=grace_seconds):
+        return received, True
+    return at, False
+
+
+def bucket_of(at: datetime, granularity: str) -> datetime:
+    if granularity == "minute":
+        return at.replace(second=0, microsecond=0)
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def properties(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = event["data"]
+    return dict(data["properties"]) if event["type"] == GENERIC_TYPE else data
+
+
+def _keys(event: Event) -> list[Key]:
+    at, _ = window_time(event, plan().grace_seconds)
+    return [(g, event["type"], bucket_of(at, g), event["partition"]) for g in GRANULARITIES]
+
+
+def _track(rows: RowCache, event: Event) -> None:
+    _, late = window_time(event, plan().grace_seconds)
+    spec = plan().rollup(event["type"])
+    values = properties(event)
+    for key in _keys(event):
+        row = rows.get(ROLLUPS.name, key) or _empty(key)
+        row["count"] += 1
+        row["late"] += late
+        if event["user_id"] is not None:
+            hll_add(row["users"], event["user_id"])
+        if spec.top is not None and values.get(spec.top) is not None:
+            top_add(row["top"], str(values[spec.top]))
+        for name in spec.percentiles:
+            value = values.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                hist_add(row["hist"].setdefault(name, {}), value)
+        row["updated_at"] = event["received_at"]
+        rows.put(ROLLUPS.name, key, row)
+
+
+def _empty(key: Key) -> dict[str, Any]:
+    granularity, event_type, bucket, part = key
+    return {
+        "granularity": granularity,
+        "event_type": event_type,
+        "bucket": bucket,
+        "part": part,
+        "count": 0,
+        "late": 0,
+        "users": {},
+        "top": {},
+        "hist": {},
+    }
+
+
+def _touches(event: Event) -> Iterable[tuple[str, Key]]:
+    return [(ROLLUPS.name, key) for key in _keys(event)]
+
+
+ANALYTICS_PROJECTION = Projection(
+    name="analytics",
+    topic="analytics",
+    tables=(ROLLUPS,),
+    handlers={name: _track for name in default_registry().names("tracking")},
+    touches=_touches,
+    partition_scoped=True,
+)
