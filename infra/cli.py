@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from infra import analytics_cli
 from infra import cli_tools as tools
 from infra.kafka_server import ensure_kafka_jars
 from infra.postgres_server import ensure_postgres_installed
@@ -43,6 +44,7 @@ RUNNERS = {
     "projector": "projections.projector",
     "workflows": "streams.workflow_runner",
     "notifier": "streams.notifier.service",
+    "analytics": "streams.analytics.service",
     "gateway": "gateway.main",
 }
 
@@ -67,6 +69,7 @@ def install(args: argparse.Namespace, settings: Settings) -> int:
         print(f"compose:    {' '.join(ensure_compose())}")
         print(f"kcat:       {ensure_command('kcat', 'kcat')}")
         print(f"promtool:   {ensure_command('promtool', 'prometheus')}")
+        print(f"chromium:   {ensure_command('chromium', 'chromium')}")
     return 0
 
 
@@ -74,7 +77,7 @@ def _install_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-tools",
         action="store_true",
-        help="also install what tests use: Compose, kcat, promtool",
+        help="also install what tests use: Compose, kcat, promtool, Chromium",
     )
 
 
@@ -245,6 +248,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "audit a notification saga from its topic: timeline, gaps, status",
         tools.saga,
         tools.saga_arguments,
+    ),
+    Subcommand(
+        "analytics",
+        "print refused analytics items, or resubmit those the current plan accepts",
+        analytics_cli.analytics,
+        analytics_cli.analytics_arguments,
     ),
 ]
 

@@ -16,6 +16,7 @@ SERVICE_PORT_FIELDS = {
     "projector": "projector_health_port",
     "workflows": "workflows_health_port",
     "notifier": "notifier_health_port",
+    "analytics": "analytics_health_port",
     "gateway": "gateway_port",
 }
 

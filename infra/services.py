@@ -122,6 +122,7 @@ def app_services(settings: Settings) -> list[Service]:
         local("projector", settings.projector_health_port),
         local("workflows", settings.workflows_health_port),
         local("notifier", settings.notifier_health_port),
+        local("analytics", settings.analytics_health_port),
         Service(
             "gateway", (nexus, "run", "gateway", "--supervise"), settings.gateway_port, gateway_url
         ),

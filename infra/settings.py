@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "nexus"
     jwt_audience: str = "nexus-api"
     max_body_bytes: int = 1024 * 1024
+    ingest_max_body_bytes: int = Field(
+        default=5 * 1024 * 1024, description="Largest POST /api/v1/ingest/batch body."
+    )
     produce_timeout_ms: int = 5000
     read_your_writes_timeout_s: float = 5.0
     log_level: str = "info"
