@@ -16,9 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.analytics import analytics_routes
 from gateway.auth import TokenVerifier
 from gateway.commands import command_routes
 from gateway.dispatch import CommandDispatcher
+from gateway.ingest import ingest_routes
 from gateway.middleware import RequestContext
 from gateway.notifications import notification_routes
 from gateway.outcomes import OutcomeListener
@@ -29,7 +31,9 @@ from infra.settings import Settings
 from sagas.rendering import TemplateRenderer
 from schemas.codec import AvroCodec
 from schemas.registry import default_registry
+from schemas.tracking_plan import load_plan
 from streams.async_producer import AsyncProducer
+from streams.ingest import Ingestor
 from streams.kafka_config import producer_config
 from streams.notification_requests import NotificationRequests
 
@@ -55,6 +59,7 @@ async def start_services(settings: Settings) -> Services:
         pool,
         notification_requests=NotificationRequests(settings, producer, codec),
         notification_templates=frozenset(TemplateRenderer(settings.templates_dir).templates()),
+        ingestor=Ingestor(settings, producer, codec, load_plan(settings.analytics_file)),
     )
 
 
@@ -132,6 +137,8 @@ def create_app(settings: Settings) -> Starlette:
         *command_routes(),
         *query_routes(),
         *notification_routes(),
+        *ingest_routes(),
+        *analytics_routes(),
     ]
     return Starlette(
         routes=routes,

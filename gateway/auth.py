@@ -18,6 +18,8 @@ DEFAULT_SCOPES = (
     "commands:read",
     "notifications:read",
     "notifications:write",
+    "analytics:write",
+    "analytics:read",
 )
 # Not given by default (`nexus token --scope` grants them): notifications:send notifies any
 # user and reads any user's notifications; sagas:read reads every saga and its history.

@@ -30,7 +30,7 @@ class Problem(Exception):
         code: str,
         detail: str,
         *,
-        errors: list[dict[str, str]] | None = None,
+        errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:

@@ -12,6 +12,7 @@ from gateway.outcomes import OutcomeListener
 from infra.settings import Settings
 from schemas.registry import SchemaRegistry
 from streams.async_producer import AsyncProducer
+from streams.ingest import Ingestor
 from streams.notification_requests import NotificationRequests
 
 
@@ -26,3 +27,4 @@ class Services:
     pool: AsyncConnectionPool
     notification_requests: NotificationRequests
     notification_templates: frozenset[str]  # names of the templates under templates_dir
+    ingestor: Ingestor  # analytics ingestion, with the tracking plan read at start

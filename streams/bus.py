@@ -20,8 +20,10 @@ from confluent_kafka import Consumer, Message
 from aggregates.registry import DECIDERS
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
+from schemas.tracking_plan import load_plan
 from streams.async_producer import AsyncProducer
 from streams.deadletter import KafkaDeadLetters, utcnow
+from streams.ingest import Ingestor, IngestResult
 from streams.kafka_config import consumer_config, producer_config
 from streams.polling import poll_batch
 from streams.topics import Topics
@@ -62,6 +64,8 @@ class EventBus:
         self.codec = codec or AvroCodec()
         self.topics = Topics.from_settings(settings)
         self._producer = AsyncProducer(producer_config(settings))
+        self._settings = settings
+        self._ingestor: Ingestor | None = None  # built on first use: it reads the plan file
 
     async def publish(
         self, type: str, aggregate_id: str, data: Record, **envelope: Any
@@ -102,6 +106,17 @@ class EventBus:
             "actor": event.actor,
             "data": event.data,
         }
+
+    async def ingest(self, items: Sequence[Any], source: str = "service") -> IngestResult:
+        """Track analytics events exactly as `POST /api/v1/ingest/batch` does.
+
+        Items are `{type, user_id?, timestamp, data?, id?}`; returns once Kafka holds the
+        accepted events and the refused items (raises LogUnavailable otherwise).
+        """
+        if self._ingestor is None:
+            plan = load_plan(self._settings.analytics_file)
+            self._ingestor = Ingestor(self._settings, self._producer, self.codec, plan)
+        return await self._ingestor.ingest(items, source)
 
     def close(self) -> None:
         self._producer.close()

@@ -62,21 +62,33 @@ def bucket_of(at: datetime, granularity: str) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def properties(event: Event) -> dict[str, Any]:
-    data: dict[str, Any] = event["data"]
-    return dict(data["properties"]) if event["type"] == GENERIC_TYPE else data
 
 
 def _keys(event: Event) -> list[Key]:
-    at, _ = window_time(event, plan().grace_seconds)
-    return [(g, event["type"], bucket_of(at, g), event["partition"]) for g in GRANULARITIES]
+    """The event's minute and hour rows; computed once, for the prefetch and the fold."""
+    keys: list[Key] | None = event.get("_keys")
+    if keys is None:
+        at, late = window_time(event, plan().grace_seconds)
+        event["_late"] = late
+        kind, part = event["type"], event["partition"]
+        keys = event["_keys"] = [(g, kind, bucket_of(at, g), part) for g in GRANULARITIES]
+    return keys
 
 
-def _track(rows: RowCache, event: Event) -> None:
-    _, late = window_time(event, plan().grace_seconds)
+def _track_planned(rows: RowCache, event: Event) -> None:
+    _track(rows, event, event["data"])
+
+
+def _track_generic(rows: RowCache, event: Event) -> None:
+    """An event of a type with no schema: its `type` is the client's, its data a map."""
+    _track(rows, event, event["data"]["properties"])
+
+
+def _track(rows: RowCache, event: Event, values: dict[str, Any]) -> None:
+    keys = _keys(event)
+    late = event["_late"]
     spec = plan().rollup(event["type"])
-    values = properties(event)
-    for key in _keys(event):
+    for key in keys:
         row = rows.get(ROLLUPS.name, key) or _empty(key)
         row["count"] += 1
         row["late"] += late
@@ -115,7 +127,10 @@ ANALYTICS_PROJECTION = Projection(
     name="analytics",
     topic="analytics",
     tables=(ROLLUPS,),
-    handlers={name: _track for name in default_registry().names("tracking")},
+    handlers={
+        name: _track_generic if name == GENERIC_TYPE else _track_planned
+        for name in default_registry().names("tracking")
+    },
     touches=_touches,
     partition_scoped=True,
 )

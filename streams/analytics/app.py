@@ -21,7 +21,7 @@ from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import RollupSink
 
 log = structlog.get_logger()
-BATCH = 2_000
+BATCH = 5_000
 BATCH_WITHIN_S = 0.5
 ANOMALY_EVERY_S = 10.0
 
@@ -44,6 +44,10 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         stream_wait_empty=False,
+        # Fetch well ahead of the sink: a batch is being written while the next one fills.
+        stream_buffer_maxsize=4 * BATCH,
+        broker_max_poll_records=BATCH,
+        consumer_max_fetch_size=8 * 1024 * 1024,
     )
     tracked = app.topic(settings.topic("analytics"), key_serializer="raw", value_serializer="raw")
 

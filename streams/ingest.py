@@ -1,0 +1,181 @@
+"""Analytics ingestion: check items against the tracking plan, then make both outcomes durable.
+
+Accepted items go to the analytics topic (keyed by user, else by event id); refused ones go
+to analytics-rejected with their reasons and JSON text, for audit and for `nexus analytics
+resubmit`. `ingest` returns only once Kafka acknowledged both, and raises LogUnavailable
+otherwise. The gateway, the EventBus and the CLI share this one path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from infra.settings import Settings
+from schemas.codec import AvroCodec
+from schemas.tracking import ItemError, TrackedEvent, TrackingValidator
+from schemas.tracking_plan import TrackingPlan
+from streams.async_producer import AsyncProducer
+
+REJECTED_SCHEMA = "analytics.rejected"
+MAX_EVENT_BYTES = 1024 * 1024  # an encoded event; the topics take 4 MiB per message
+MAX_PAYLOAD_BYTES = 1024 * 1024  # a refused item's JSON text is cut to this, in UTF-8
+MAX_ERRORS_PER_ITEM = 20
+IN_THREAD_ABOVE = 200  # items: checking a big batch must not stall the event loop
+Message = tuple[str | bytes | None, bytes]
+
+
+@dataclass(frozen=True)
+class ItemRejection:
+    index: int  # position in the batch
+    errors: list[ItemError]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    rejected: list[ItemRejection]
+    event_ids: list[str]  # of the accepted items, in batch order
+
+
+@dataclass(frozen=True)
+class ResubmitResult:
+    resubmitted: int
+    still_rejected: int
+
+
+@dataclass
+class _Prepared:
+    accepted: list[Message]
+    event_ids: list[str]
+    rejected: list[ItemRejection]
+    rejected_messages: list[Message]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Ingestor:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: AsyncProducer,
+        codec: AvroCodec,
+        plan: TrackingPlan,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        new_id: Callable[[], str] = _new_id,
+    ) -> None:
+        self.topic = settings.topic("analytics")
+        self.rejected_topic = settings.topic("analytics-rejected")
+        self.producer, self.codec = producer, codec
+        self.validator = TrackingValidator(plan, codec.registry)
+        self.clock, self.new_id = clock, new_id
+
+    async def ingest(self, items: Sequence[Any], source: str) -> IngestResult:
+        """Check every item, then write both outcomes; returns once Kafka acked all of it."""
+        if len(items) > IN_THREAD_ABOVE:
+            prepared = await asyncio.to_thread(self._prepare, items, source)
+        else:
+            prepared = self._prepare(items, source)
+        await self._send(prepared.accepted, prepared.rejected_messages)
+        return IngestResult(len(prepared.accepted), prepared.rejected, prepared.event_ids)
+
+    async def resubmit(self, records: Sequence[dict[str, Any]]) -> ResubmitResult:
+        """Re-check `analytics.rejected` records against the current plan, publish those that pass.
+
+        A passing item keeps its source and first receipt time (`rejected_at`). The others
+        are not written again: they stay where they are on the rejected topic.
+        """
+        now = self.clock()
+        passed = [m for record in records if (m := self._recheck(record, now)) is not None]
+        await self._send(passed, [])
+        return ResubmitResult(len(passed), len(records) - len(passed))
+
+    def _recheck(self, record: dict[str, Any], now: datetime) -> Message | None:
+        try:
+            item = json.loads(record["payload"])
+        except json.JSONDecodeError:  # cut to MAX_PAYLOAD_BYTES when it was refused
+            return None
+        checked = self.validator.validate(
+            item,
+            now=now,
+            source=record["source"],
+            event_id=self.new_id(),
+            received_at=record["rejected_at"],
+        )
+        if not isinstance(checked, TrackedEvent):
+            return None
+        encoded = self._encoded(checked)
+        return (checked.key, encoded) if isinstance(encoded, bytes) else None
+
+    def _prepare(self, items: Sequence[Any], source: str) -> _Prepared:
+        now = self.clock()
+        prepared = _Prepared([], [], [], [])
+        for index, item in enumerate(items):
+            checked = self.validator.validate(item, now=now, source=source, event_id=self.new_id())
+            encoded = self._encoded(checked) if isinstance(checked, TrackedEvent) else checked
+            if isinstance(encoded, bytes) and isinstance(checked, TrackedEvent):
+                prepared.accepted.append((checked.key, encoded))
+                prepared.event_ids.append(checked.event_id)
+                continue
+            assert isinstance(encoded, list)
+            rejection = ItemRejection(index, _capped(encoded))
+            prepared.rejected.append(rejection)
+            prepared.rejected_messages.append(
+                (source, self._rejected(rejection, item, source, now))
+            )
+        return prepared
+
+    def _encoded(self, event: TrackedEvent) -> bytes | list[ItemError]:
+        # the validator checked the data field by field and built the envelope itself
+        value = self.codec.encode(event.schema, event.record, check=False)
+        if len(value) > MAX_EVENT_BYTES:
+            detail = f"is {len(value)} bytes as an event; at most {MAX_EVENT_BYTES} are taken"
+            return [ItemError("", detail)]
+        return value
+
+    def _rejected(self, rejection: ItemRejection, item: Any, source: str, now: datetime) -> bytes:
+        record = {
+            "rejected_at": now,
+            "source": source,
+            "index": rejection.index,
+            "errors": [{"pointer": e.pointer, "detail": e.detail} for e in rejection.errors],
+            "payload": payload_text(item),
+        }
+        return self.codec.encode(REJECTED_SCHEMA, record, check=False)
+
+    async def _send(self, accepted: list[Message], rejected: list[Message]) -> None:
+        sends = [
+            self.producer.send_many(topic, messages)
+            for topic, messages in ((self.topic, accepted), (self.rejected_topic, rejected))
+            if messages  # an empty batch would never be settled
+        ]
+        await asyncio.gather(*sends)
+
+
+def payload_text(item: Any) -> str:
+    """The item as compact JSON text, cut to MAX_PAYLOAD_BYTES of UTF-8."""
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: escaped JSON keeps them readable
+        raw = json.dumps(item, separators=(",", ":"), default=str).encode("ascii")
+    return raw[:MAX_PAYLOAD_BYTES].decode("utf-8", errors="ignore")
+
+
+def _capped(errors: list[ItemError]) -> list[ItemError]:
+    if len(errors) <= MAX_ERRORS_PER_ITEM:
+        return errors
+    more = len(errors) - MAX_ERRORS_PER_ITEM + 1
+    return [*errors[: MAX_ERRORS_PER_ITEM - 1], ItemError("", f"and {more} more errors")]
