@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Java, Maven, the Kafka jars, PostgreSQL, and for tests Compose, kcat and promtool, each only when missing.
+# Java, Maven, the Kafka jars, PostgreSQL, and for tests Compose, kcat, promtool and Chromium, each only when missing.
 install: .venv
 	$(BIN)/nexus install --test-tools
 

@@ -18,4 +18,6 @@ def run(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Open analytics streams (SSE) never finish by themselves; a `Prefer: wait` is <= 30 s.
+        timeout_graceful_shutdown=35,
     )
