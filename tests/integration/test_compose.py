@@ -14,7 +14,15 @@ from infra.processes import compose_command
 from infra.settings import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "compose.yml"
-NEXUS_SERVICES = ("prepare", "command-processor", "projector", "notifier", "workflows", "gateway")
+NEXUS_SERVICES = (
+    "prepare",
+    "command-processor",
+    "projector",
+    "notifier",
+    "workflows",
+    "analytics",
+    "gateway",
+)
 
 
 def _compose(*args: str) -> str:

@@ -102,7 +102,7 @@ def _no_external_infrastructure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEXUS_DATABASE_URL", raising=False)
 
 
-APP_SERVICES = ("command-processor", "projector", "workflows", "notifier", "gateway")
+APP_SERVICES = ("command-processor", "projector", "workflows", "notifier", "analytics", "gateway")
 
 
 def test_services_leave_out_external_infrastructure(tmp_path: Path) -> None:
