@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.analytics.rollups import ANALYTICS_PROJECTION
+from projections.anomalies.projection import ANOMALIES_PROJECTION
 from projections.command_outcomes import COMMAND_OUTCOMES_PROJECTION
 from projections.memberships import MEMBERSHIPS_PROJECTION
 from projections.model import Projection
@@ -19,6 +20,7 @@ PROJECTIONS: dict[str, Projection] = {
         COMMAND_OUTCOMES_PROJECTION,
         ANALYTICS_PROJECTION,
         NOTIFICATIONS_PROJECTION,
+        ANOMALIES_PROJECTION,
     )
 }
 

@@ -17,6 +17,8 @@ from projections.migrations import migrate
 from schemas.codec import AvroCodec
 from streams.analytics.app import build_app
 from streams.analytics.sink import RollupSink
+from streams.anomaly_watch import AnomalyWatch
+from streams.bus import EventBus
 from streams.deadletter import KafkaDeadLetters, utcnow
 from streams.health import HealthServer
 from streams.kafka_config import admin_config
@@ -51,7 +53,9 @@ def run(settings: Settings) -> None:
     sink = RollupSink(conn, projection("analytics"), settings.topic("analytics"), codec,
                       dead_letters)  # fmt: skip
     ready = threading.Event()
-    app = build_app(settings, sink, ready)
+    bus = EventBus(settings, codec=codec)
+    watch = AnomalyWatch(settings, bus)
+    app = build_app(settings, sink, ready, check_anomalies=watch.check)
     health = HealthServer("127.0.0.1", settings.analytics_health_port, ready.is_set)
     health.start()
     log.info("analytics_started", topic=settings.topic("analytics"))
@@ -61,4 +65,5 @@ def run(settings: Settings) -> None:
         ).execute_from_commandline()
     finally:
         health.stop()
+        bus.close()
         conn.close()

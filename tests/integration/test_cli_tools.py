@@ -69,7 +69,8 @@ def test_replay_all_prints_one_line_per_projection(settings: Settings) -> None:
     assert replayed.returncode == 0, replayed.stderr
     lines = [json.loads(line) for line in replayed.stdout.splitlines()]
     assert sorted(line["name"] for line in lines) == [
-        "analytics", "command_outcomes", "memberships", "notifications", "users", "workspaces",
+        "analytics", "anomalies", "command_outcomes", "memberships", "notifications", "users",
+        "workspaces",
     ]  # fmt: skip
     assert all((line["old_version"], line["new_version"]) == (1, 2) for line in lines)
 

@@ -137,10 +137,10 @@ async def check_outcomes_and_positions(
     assert not await queries.caught_up(conn, ["nope"], events, partition, 0)
     status = await queries.projection_status(conn)
     assert [(s["name"], s["live_version"]) for s in status] == [
-        ("analytics", 1), ("command_outcomes", 1), ("memberships", 1), ("notifications", 1),
-        ("users", 1), ("workspaces", 1),
+        ("analytics", 1), ("anomalies", 1), ("command_outcomes", 1), ("memberships", 1),
+        ("notifications", 1), ("users", 1), ("workspaces", 1),
     ]  # fmt: skip
-    assert sum(c["next_offset"] for c in status[4]["checkpoints"]) == len(writer.delivered)
+    assert sum(c["next_offset"] for c in status[5]["checkpoints"]) == len(writer.delivered)
 
 
 def test_restart_mid_stream_applies_every_event_once(settings: Settings) -> None:

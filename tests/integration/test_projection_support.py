@@ -146,6 +146,7 @@ PROJECTION_TOPICS = {
     "command_outcomes": "outcomes",
     "notifications": "notifications",
     "analytics": "analytics",
+    "anomalies": "events",
 }
 
 

@@ -105,6 +105,7 @@ def test_replay_equals_live_while_live_keeps_serving(
             "command_outcomes",
             "analytics",
             "notifications",
+            "anomalies",
         )
     ]
     assert all(p.events >= len(before.get(p.name, ())) for p in result.parts)
@@ -126,7 +127,10 @@ def assert_only_live_schemas(database_url: str, version: int) -> None:
             "SELECT schema_name FROM information_schema.schemata"
             " WHERE schema_name LIKE 'proj%' ORDER BY 1"
         ).fetchall()
-    names = ("analytics", "command_outcomes", "memberships", "notifications", "users", "workspaces")
+    names = (
+        "analytics", "anomalies", "command_outcomes", "memberships", "notifications", "users",
+        "workspaces",
+    )  # fmt: skip
     assert schemas == [(f"proj_{name}_v{version}",) for name in names]
 
 

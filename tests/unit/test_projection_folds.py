@@ -145,5 +145,6 @@ def test_each_projection_reads_one_topic_and_lives_in_versioned_schemas() -> Non
         "command_outcomes": "outcomes",
         "notifications": "notifications",
         "analytics": "analytics",
+        "anomalies": "events",
     }
     assert schema_name("users", 3) == "proj_users_v3"

@@ -301,13 +301,20 @@ def test_an_unknown_workspace_or_owner_skips_with_a_reason(lookups: FakeLookups)
 
 
 ANOMALY = {
-    "metric": "events_per_minute",
-    "value": 4210.5,
+    "event_type": "page.view",
+    "granularity": "minute",
+    "window_start": datetime(2025, 1, 1, 11, 59, tzinfo=UTC),
+    "window_end": datetime(2025, 1, 1, 12, 0, tzinfo=UTC),
+    "direction": "spike",
     "expected": 1200.0,
+    "observed": 4210.5,
     "score": 7.3,
-    "window": "5m",
-    "detected_at": datetime(2025, 1, 1, 12, 0, tzinfo=UTC),
     "severity": "critical",
+    "breakdown_property": "page",
+    "breakdown_value": "/pricing",
+    "breakdown_expected": 360.0,
+    "breakdown_observed": 3370.5,
+    "detected_at": datetime(2025, 1, 1, 12, 0, tzinfo=UTC),
 }
 
 
@@ -322,12 +329,12 @@ def test_an_anomaly_alerts_the_ops_user(lookups: FakeLookups) -> None:
             "anomaly_alert",
             {
                 "anomaly": {
-                    "id": "a-1",
-                    "metric": "events_per_minute",
+                    "id": "e-1",
+                    "metric": "page.view",
                     "value": 4210.5,
                     "expected": 1200.0,
                     "score": 7.3,
-                    "window": "5m",
+                    "window": "2025-01-01T11:59:00.000Z",
                     "detected_at": "2025-01-01T12:00:00.000Z",
                 },
                 "severity": "critical",
@@ -350,11 +357,11 @@ def test_an_anomaly_without_an_ops_user_is_skipped_with_a_reason(lookups: FakeLo
 
 
 def test_a_missing_event_field_skips_with_a_reason(lookups: FakeLookups) -> None:
-    detected = event("analytics.anomaly_detected", "a-1", {"metric": "x"})
+    detected = event("analytics.anomaly_detected", "a-1", {"event_type": "x"})
 
     [skipped] = plan(SHIPPED, detected, lookups, {**SETTINGS, "ops_user_id": "u-ops"}).skipped
 
-    assert skipped.reason == "the event has no data.value"
+    assert skipped.reason == "the event has no data.observed"
 
 
 def test_an_event_no_workflow_reacts_to_asks_for_nothing(lookups: FakeLookups) -> None:
