@@ -59,6 +59,12 @@ class EventPublisher(Protocol):
 
 
 class AnomalyWatch:
+    """Checks the rollups for anomalies and publishes them; one check at a time.
+
+    `plan` (by default read from `settings.analytics_file`) names each type's breakdown
+    property. Database and Kafka errors propagate: the caller logs them and checks again.
+    """
+
     def __init__(
         self,
         settings: Settings,

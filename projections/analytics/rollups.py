@@ -62,8 +62,6 @@ def bucket_of(at: datetime, granularity: str) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-
-
 def _keys(event: Event) -> list[Key]:
     """The event's minute and hour rows; computed once, for the prefetch and the fold."""
     keys: list[Key] | None = event.get("_keys")

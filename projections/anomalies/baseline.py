@@ -3,8 +3,8 @@
 The expected count comes from a line through the most recent minutes, short enough to
 follow a daily rise and fall instead of lagging behind it as a plain median would. The
 spread comes from the whole history, long enough for a steady estimate. Minutes far off a
-line through the whole history (an earlier incident) are left out of both: a recent one
-would otherwise tilt the short line most, just where it is extrapolated.
+resistant line through the whole history (an earlier incident) are left out of both: a
+recent one would otherwise tilt the short line most, just where it is extrapolated.
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ class Verdict:
 
 
 class MinuteSeries:
+    """One type's minutes, with the incidents reported so far and followed to `until`."""
+
     def __init__(
         self,
         event_type: str,

@@ -7,6 +7,7 @@ import math
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from projections.anomalies.detector import (
@@ -98,15 +99,25 @@ def test_a_spike_and_a_drop_are_each_found_once_within_their_first_minute() -> N
     assert (spike.direction, spike.window_start) == ("spike", T0 + SPIKE[0] * MINUTE)
     assert spike.detected_at - spike.window_start == timedelta(seconds=20)
     assert 270 <= spike.expected <= 330 and 1000 <= spike.observed <= 1400
-    assert spike.score >= 4 and spike.severity == "critical"
+    assert spike.score >= 5 and spike.severity == "critical"
     assert spike.breakdown is not None and spike.breakdown.value == "/pricing"
     assert spike.breakdown.observed - spike.breakdown.expected >= 700
 
     assert (drop.direction, drop.window_start) == ("drop", T0 + DROP[0] * MINUTE)
     assert drop.detected_at - drop.window_start == timedelta(seconds=20)
     assert 270 <= drop.expected <= 330 and drop.observed <= 75
-    assert drop.score <= -4 and drop.severity == "critical"
+    assert drop.score <= -5 and drop.severity == "critical"
     assert drop.breakdown is not None and drop.breakdown.value == "/home"  # the largest share
+
+
+def test_a_drop_at_100_a_minute_is_found_within_a_minute_of_its_onset() -> None:
+    def quieter(n: int, page: str) -> float:  # 100 a minute, 10% for three minutes
+        return 100 * SHARES[page] * (0.1 if n in DROP else 1)
+
+    [drop] = watch(Stream(quieter, 120), every(10, 60, 120))
+
+    assert (drop.direction, drop.window_start) == ("drop", T0 + DROP[0] * MINUTE)
+    assert drop.detected_at - drop.window_start <= timedelta(seconds=60)
 
 
 def test_the_last_complete_minute_is_judged_too() -> None:
@@ -155,6 +166,8 @@ def test_a_new_type_is_not_judged_before_it_has_ten_minutes_of_history() -> None
 
 
 def test_a_lasting_incident_is_reported_once_and_a_later_one_again() -> None:
+    """Ten minutes at 3x: one report, no drop when it ends, and the next one found at once."""
+
     def lasting(n: int, page: str) -> float:
         return 300 * SHARES[page] * (3 if 40 <= n < 50 or 70 <= n < 72 else 1)
 
@@ -183,9 +196,7 @@ def test_the_event_id_depends_on_type_window_and_direction_only() -> None:
 
     assert first.observed != again.observed
     assert anomaly_event_id(first) == anomaly_event_id(again)
-    assert anomaly_event_id(first) != anomaly_event_id(
-        Anomaly(**{**first.__dict__, "direction": "drop"})
-    )
+    assert anomaly_event_id(first) != anomaly_event_id(replace(first, direction="drop"))
 
 
 def test_the_event_data_fits_its_schema_and_folds_into_one_row() -> None:
