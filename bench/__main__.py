@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import http_accept, latency, notify, publish, replay_rate
+from bench import analytics, http_accept, latency, notify, publish, replay_rate
 from bench.environment import BenchEnvironment
 from bench.report import Outcome, notes, say, table, write_json
 from infra.settings import PROJECT_ROOT
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[BenchEnvironment], Outcome]] = {
     latency.NAME: latency.run,
     replay_rate.NAME: replay_rate.run,
     notify.NAME: notify.run,
+    analytics.NAME: analytics.run,
 }
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from infra import analytics_cli
+from infra import analytics_cli, demo
 from infra import cli_tools as tools
 from infra.kafka_server import ensure_kafka_jars
 from infra.postgres_server import ensure_postgres_installed
@@ -254,6 +254,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "print refused analytics items, or resubmit those the current plan accepts",
         analytics_cli.analytics,
         analytics_cli.analytics_arguments,
+    ),
+    Subcommand(
+        "demo",
+        "generate realistic analytics traffic (with incidents) for the dashboard",
+        demo.demo,
+        demo.demo_arguments,
     ),
 ]
 
