@@ -115,11 +115,11 @@ class DeliveryDesk:
         done: list[Finished] = []
         while not self._done.empty():
             done.append(self._done.get_nowait())
-        sent = [f for f in done if not f.recorded]
-        self.in_flight -= sum(1 for f in sent if f.sent)
-        if sent:
+        unrecorded = [f for f in done if not f.recorded]
+        self.in_flight -= sum(1 for f in done if f.sent)
+        if unrecorded:
             finished_at = self.clock()
-            self.ledger.record([_result(f, finished_at) for f in sent])
+            self.ledger.record([_result(f, finished_at) for f in unrecorded])
         return done
 
     def _send(self, delivery: DeliverAttempt, address: str, saga: Saga) -> None:
