@@ -56,14 +56,20 @@ def topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def publish(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.bus import EventBus
+    from schemas.codec import SchemaViolation
+    from schemas.registry import UnknownSchema
+    from streams.bus import EventBus, OwnedByCommandSide
+
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        print(f"nexus publish: the data is not JSON: {exc}", file=sys.stderr)
+        return 2
 
     async def send() -> None:
         bus = EventBus(settings)
         try:
-            sent = await bus.publish(
-                args.type, args.aggregate_id, json.loads(args.data), actor=args.actor
-            )
+            sent = await bus.publish(args.type, args.aggregate_id, data, actor=args.actor)
             print(
                 json.dumps(
                     {"event_id": sent.event_id, "position": f"{sent.partition}-{sent.offset}"}
@@ -72,7 +78,14 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             bus.close()
 
-    asyncio.run(send())
+    try:
+        asyncio.run(send())
+    except UnknownSchema:
+        print(f"nexus publish: no schema for event type {args.type!r}", file=sys.stderr)
+        return 2
+    except (SchemaViolation, OwnedByCommandSide) as exc:
+        print(f"nexus publish: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
