@@ -43,6 +43,9 @@ def build_app(
         topic_disable_leader=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A killed worker's partitions move on after this, not after Faust's default 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
         stream_wait_empty=False,
         # Fetch well ahead of the sink: a batch is being written while the next one fills.
         stream_buffer_maxsize=4 * BATCH,

@@ -41,7 +41,7 @@ def test_sigkill_the_analytics_worker_twice_during_200k_events(settings: Setting
         for at in KILL_AT:
             wait_until(lambda a=at: sum(rollup_counts(stack).values()) >= a, 180, f"{at} counted")
             worker.kill()
-            worker.start()
+            worker.start(timeout=120)  # the group notices the dead member first
         producer.join(300)
         assert sent == [EVENTS]
         wait_until(lambda: sum(rollup_counts(stack).values()) == EVENTS, 300, "every event")
