@@ -9,6 +9,7 @@ A token with `notifications:write` (or `notifications:read`) acts for its own su
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +152,7 @@ async def submit_notification(request: Request) -> Response:
         submitted_at=int(time.time() * 1000),
         channels=wanted.channels,
         idempotency_key=wanted.idempotency_key,
+        notification_id=None if wanted.idempotency_key else str(uuid.uuid4()),
     )
     try:
         await services.notification_requests.submit(

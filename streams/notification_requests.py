@@ -83,6 +83,7 @@ async def notify(
         submitted_at=int(time.time() * 1000),
         channels=channels,
         idempotency_key=idempotency_key,
+        notification_id=None if idempotency_key else str(uuid.uuid4()),
     )
     producer = AsyncProducer(producer_config(settings))
     try:

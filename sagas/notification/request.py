@@ -31,10 +31,8 @@ class NotificationSubmitted:
     submitted_at: int
 
 
-def notification_id_for(requested_by: str, user_id: str, idempotency_key: str | None) -> str:
-    """The id of a keyed request, scoped to who asks and for whom; a random one without a key."""
-    if idempotency_key is None:
-        return str(uuid.uuid4())
+def notification_id_for(requested_by: str, user_id: str, idempotency_key: str) -> str:
+    """The id of a keyed request, scoped to who asks and for whom."""
     return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join((requested_by, user_id, idempotency_key))))
 
 
@@ -49,12 +47,16 @@ def submission(
     idempotency_key: str | None = None,
     notification_id: str | None = None,
 ) -> NotificationSubmitted:
-    """Build a request; `notification_id` overrides the derived one (workflows pass their own)."""
+    """Build a request. Its id is `notification_id` when given (workflows and unkeyed callers
+    pass their own; fresh ids are drawn at the edge), else derived from the idempotency key."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
         raise ValueError(f"idempotency_key must have 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    if notification_id is None:
+        if idempotency_key is None:
+            raise ValueError("a request without an idempotency key needs a notification_id")
+        notification_id = notification_id_for(requested_by, user_id, idempotency_key)
     return NotificationSubmitted(
-        notification_id=notification_id
-        or notification_id_for(requested_by, user_id, idempotency_key),
+        notification_id=notification_id,
         user_id=user_id,
         template=template,
         channels=None if channels is None else tuple(dict.fromkeys(channels)),

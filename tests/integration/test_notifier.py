@@ -202,7 +202,12 @@ def test_a_clean_stop_mid_stream_leaves_nothing_in_doubt(
         requests = NotificationRequests(stack, producer, AvroCodec())
         batch = [
             submission(
-                user_id=user_id, template="welcome", data=SAMPLE, requested_by="t", submitted_at=0
+                user_id=user_id,
+                template="welcome",
+                data=SAMPLE,
+                requested_by="t",
+                submitted_at=0,
+                notification_id=str(uuid.uuid4()),
             )
             for _ in range(count)
         ]
