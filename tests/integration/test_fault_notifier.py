@@ -154,7 +154,12 @@ def assert_consistent(
         for e in streams[saga_id]
         if e["type"] == "notification.delivered"
     }
-    assert delivered and all(accepted[pair] == 1 for pair in delivered)
+    wrong = {pair: accepted[pair] for pair in delivered if accepted[pair] != 1}
+    assert delivered and not wrong, {  # the pairs, their receipts and their saga events
+        pair: ([(r.key, r.status) for r in receipts if r.key and r.key.startswith(pair)],
+               [e["type"] for e in streams[pair.split("/")[0]]])
+        for pair in list(wrong)[:5]
+    }  # fmt: skip
     status = {key: s for key, s, _ in ledger}
     errors = {key: e for key, _, e in ledger}
     sink_status = {r.key: r.status for r in receipts}
