@@ -4,11 +4,17 @@ apprise's json:// plugin posts with `requests.post`, which follows redirects (a 
 http://169.254.169.254/ would be fetched), and it reports only True/False, so 4xx and 5xx
 cannot be told apart. Webhooks therefore go out here: one POST of the rendered JSON,
 `follow_redirects=False`, no proxy from the environment, after the SSRF guard.
+
+Each sending thread gets its own `httpx.Client`. httpcore 1.0.9's pool, shared between
+threads, can close a keep-alive connection it has just handed to another thread's request
+(encode/httpcore#1110): a webhook the receiver accepted then looked like a read error,
+was retried, and arrived twice.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,15 +39,31 @@ class WebhookSender:
     """POSTs JSON to a checked URL and turns every outcome into a DeliveryResult."""
 
     def __init__(self, user_agent: str, transport: httpx.BaseTransport | None = None) -> None:
-        self._client = httpx.Client(
-            follow_redirects=False,
-            trust_env=False,
-            transport=transport,
-            headers={"User-Agent": user_agent},
-        )
+        self._user_agent, self._transport = user_agent, transport
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def _client(self) -> httpx.Client:
+        """This thread's client: a connection pool is never shared between threads."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(
+                follow_redirects=False,
+                trust_env=False,
+                transport=self._transport,
+                headers={"User-Agent": self._user_agent},
+            )
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def post(
         self,
@@ -61,7 +83,7 @@ class WebhookSender:
             headers["Idempotency-Key"] = idempotency_key
         started = time.perf_counter()
         try:
-            response = self._client.post(url, content=body, headers=headers, timeout=timeout)
+            response = self._client().post(url, content=body, headers=headers, timeout=timeout)
         except httpx.TimeoutException as exc:
             return _failure(started, f"timeout: {type(exc).__name__}", retryable=True)
         except httpx.HTTPError as exc:

@@ -38,6 +38,7 @@ def build_app(
         f"{settings.topic_prefix}.analytics",
         broker=f"kafka://{settings.resolved_kafka_bootstrap}",
         store="memory://",
+        datadir=str(settings.home / "faust"),  # not Faust's default, a folder in the cwd
         web_enabled=False,
         topic_allow_declare=False,  # the platform creates its topics (streams.topics)
         topic_disable_leader=False,

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from webhook_sink import webhook_sink
 
 from infra.processes import free_port
 from sagas.delivery.apprise_notifier import AppriseNotifier
@@ -194,6 +196,23 @@ def test_a_webhook_timeout_is_a_retryable_failure(sink: tuple[list[Hit], int]) -
     assert (result.ok, result.retryable) == (False, True)
     assert result.error is not None and result.error.startswith("timeout")
     assert result.latency_ms < SLOW_SECONDS * 1000
+
+
+def test_32_threads_sending_at_once_each_reach_the_sink_exactly_once() -> None:
+    """Sender threads must not share a connection pool (encode/httpcore#1110)."""
+    rendered, sends = render("welcome", "webhook"), 1_600
+    with webhook_sink() as (log, port), ThreadPoolExecutor(32) as pool:
+        notifier = notifier_for(port)
+        url = f"http://127.0.0.1:{port}/hook"
+        results = list(
+            pool.map(lambda i: notifier.send("webhook", url, rendered, 5, f"n{i}/webhook/1"),
+                     range(sends))
+        )  # fmt: skip
+        notifier.close()
+        receipts = log.snapshot()
+
+    assert [r.error for r in results if not r.ok] == []
+    assert sorted(r.key or "" for r in receipts) == sorted(f"n{i}/webhook/1" for i in range(sends))
 
 
 def test_a_sink_that_is_not_allow_listed_is_never_contacted(

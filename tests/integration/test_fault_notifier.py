@@ -155,10 +155,11 @@ def assert_consistent(
         if e["type"] == "notification.delivered"
     }
     wrong = {pair: accepted[pair] for pair in delivered if accepted[pair] != 1}
-    assert delivered and not wrong, {  # the pairs, their receipts and their saga events
+    assert delivered and not wrong, {  # the pairs, their receipts, ledger rows and saga events
         pair: ([(r.key, r.status) for r in receipts if r.key and r.key.startswith(pair)],
-               [e["type"] for e in streams[pair.split("/")[0]]])
-        for pair in list(wrong)[:5]
+               [row for row in ledger if row[0].startswith(pair)],
+               [(e["type"], e["data"]) for e in streams[pair.split("/")[0]]])
+        for pair in list(wrong)[:3]
     }  # fmt: skip
     status = {key: s for key, s, _ in ledger}
     errors = {key: e for key, _, e in ledger}
