@@ -36,7 +36,8 @@ APP_READY_TIMEOUT_S = 120.0
 APP_STOP_TIMEOUT_S = 20.0
 INFRA_STOP_TIMEOUT_S = 60.0
 
-CONSUMERS = ("command-processor", "projector")  # services with a consumer lag to show
+# Services with a consumer lag to show.
+CONSUMERS = ("command-processor", "projector", "notifier", "workflows", "analytics")
 
 # Foreground entry points, imported only when run: each module has `run(settings) -> None`.
 RUNNERS = {

@@ -14,10 +14,20 @@ def _high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
     return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 5)[1] for p in partitions}
 
 
-def command_processor_lag(settings: Settings) -> int:
-    """Commands not yet decided: end offsets minus the group's committed offsets."""
-    topic = settings.topic("commands")
-    group = f"{settings.topic_prefix}.command-processor"
+# Services that commit their position to Kafka: (consumer group suffix, logical topic).
+GROUP_CONSUMERS = {
+    "command-processor": ("command-processor", "commands"),
+    "notifier": ("notifier", "notification-requests"),
+    "workflows": ("workflows", "events"),
+    "analytics": ("analytics", "analytics"),  # Faust's group is its app id
+}
+
+
+def group_lag(settings: Settings, service: str) -> int:
+    """Messages not yet taken: end offsets minus the group's committed offsets."""
+    suffix, logical = GROUP_CONSUMERS[service]
+    topic = settings.topic(logical)
+    group = f"{settings.topic_prefix}.{suffix}"
     consumer = Consumer(consumer_config(settings, group))
     try:
         highs = _high_watermarks(consumer, topic)

@@ -168,10 +168,11 @@ def all_services(settings: Settings) -> list[ManagedService]:
 
 def lag_for(service: str, settings: Settings) -> str:
     """Consumer lag shown by `nexus status` for a consuming service ("-" when unknown)."""
-    from infra.lag import command_processor_lag, projector_lag
+    from infra.lag import group_lag, projector_lag
 
-    measure = {"command-processor": command_processor_lag, "projector": projector_lag}[service]
     try:
-        return str(measure(settings))
+        return str(
+            projector_lag(settings) if service == "projector" else group_lag(settings, service)
+        )
     except Exception:  # status must print even when Kafka or Postgres is down
         return "-"
