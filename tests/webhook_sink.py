@@ -14,7 +14,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Receipt:
-    key: str | None  # the Idempotency-Key header: notification/channel/attempt
+    key: str | None  # the Nexus-Attempt-Key header: notification/channel/attempt
+    idempotency_key: str | None  # the Idempotency-Key header: notification/channel
     path: str
     body: bytes
     status: int
@@ -60,9 +61,9 @@ def _handler(log: SinkLog) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            key = self.headers.get("Idempotency-Key")
+            key = self.headers.get("Nexus-Attempt-Key")
             status = log.status_for(self.path, body, key)
-            log.add(Receipt(key, self.path, body, status))
+            log.add(Receipt(key, self.headers.get("Idempotency-Key"), self.path, body, status))
             payload = b'{"ok": true}' if status == 200 else b'{"ok": false}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

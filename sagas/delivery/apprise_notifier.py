@@ -72,7 +72,7 @@ class AppriseNotifier:
         address: str,
         rendered: Rendered,
         timeout: float,
-        idempotency_key: str | None = None,
+        ledger_key: str | None = None,
     ) -> DeliveryResult:
         """One attempt on one channel; refused targets and bad addresses never send."""
         started = time.perf_counter()
@@ -81,7 +81,7 @@ class AppriseNotifier:
                 self.guard.check(address)
                 if rendered.json is None:
                     raise urls.AddressError("rendered webhook message has no JSON")
-                return self.webhook.post(address, rendered.json, timeout, idempotency_key)
+                return self.webhook.post(address, rendered.json, timeout, ledger_key)
             message = BUILDERS[channel](self.config, address, rendered, timeout)
             if message.check_url is not None:
                 self.guard.check(message.check_url)

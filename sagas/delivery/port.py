@@ -32,9 +32,10 @@ class Notifier(Protocol):
         address: str,
         rendered: Rendered,
         timeout: float,
-        idempotency_key: str | None = None,
+        ledger_key: str | None = None,
     ) -> DeliveryResult:
-        """`idempotency_key` is the ledger key, passed on where the channel can carry it."""
+        """`ledger_key` names this attempt (notification/channel/attempt); channels that
+        can carry keys (webhooks) pass it on, with the delivery's idempotency key."""
         ...
 
 

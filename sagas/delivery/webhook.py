@@ -70,17 +70,20 @@ class WebhookSender:
         url: str,
         payload: Mapping[str, Any],
         timeout: float,
-        idempotency_key: str | None = None,
+        ledger_key: str | None = None,
     ) -> DeliveryResult:
         """One attempt; never raises for provider or network failures.
 
-        `Idempotency-Key` carries the ledger key (notification/channel/attempt), so a
-        receiver can tell a new message from one it has seen.
+        `Idempotency-Key` names the delivery (notification/channel), the same on every
+        attempt: a receiver that deduplicates on it takes a retry after an answer it sent
+        but we never read (a timeout) as the message it already has. `Nexus-Attempt-Key`
+        is the ledger key of this one attempt (notification/channel/attempt).
         """
         body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = idempotency_key
+        if ledger_key is not None:
+            headers["Idempotency-Key"] = ledger_key.rsplit("/", 1)[0]
+            headers["Nexus-Attempt-Key"] = ledger_key
         started = time.perf_counter()
         try:
             response = self._client().post(url, content=body, headers=headers, timeout=timeout)

@@ -155,12 +155,19 @@ def test_a_webhook_posts_the_rendered_json(sink: tuple[list[Hit], int]) -> None:
     hits, port = sink
     rendered = render("anomaly_alert", "webhook")
 
-    result = notifier_for(port).send("webhook", f"http://127.0.0.1:{port}/hook", rendered, 5)
+    url = f"http://127.0.0.1:{port}/hook"
+
+    result = notifier_for(port).send("webhook", url, rendered, 5, "n-1/webhook/3")
 
     assert result.ok and result.provider_response.startswith("HTTP 200"), result
     [hit] = hits
     assert (hit.method, hit.path) == ("POST", "/hook")
     assert hit.headers["Content-Type"].startswith("application/json")
+    # The same Idempotency-Key on every attempt of a delivery; the attempt is named apart.
+    assert (hit.headers["Idempotency-Key"], hit.headers["Nexus-Attempt-Key"]) == (
+        "n-1/webhook",
+        "n-1/webhook/3",
+    )
     assert json.loads(hit.body) == rendered.json
 
 

@@ -147,6 +147,7 @@ def assert_consistent(
     receipts = sink.snapshot()
     per_key = Counter(r.key for r in receipts)
     assert None not in per_key and max(per_key.values()) == 1  # no key was ever sent twice
+    assert all(r.key and r.key.rsplit("/", 1)[0] == r.idempotency_key for r in receipts)
     accepted = Counter(r.key.rsplit("/", 1)[0] for r in receipts if r.status == 200 and r.key)
     delivered = {
         f"{saga_id}/{e['data']['channel']}"
