@@ -198,5 +198,5 @@ def problems(peak: Burst, steady: Paced) -> list[str]:
         lines.append("not every saga of the peak run finished within the tail wait")
     repeated = peak.deliveries.repeated_keys + steady.deliveries.repeated_keys
     if repeated:
-        lines.append(f"{repeated:,} requests repeated an Idempotency-Key the sink had seen")
+        lines.append(f"{repeated:,} requests repeated an attempt key the sink had seen")
     return lines

@@ -137,7 +137,7 @@ class Deliveries:
 
     first: dict[str, float] = field(default_factory=dict)  # notification id -> first arrival
     receipts: int = 0  # every request the sink got for these notifications
-    keys: set[str] = field(default_factory=set)  # distinct Idempotency-Keys among them
+    keys: set[str] = field(default_factory=set)  # distinct attempt keys among them
 
     @property
     def repeated_keys(self) -> int:

@@ -2,7 +2,7 @@
 
 `python -m bench.webhook_sink PORT` serves HTTP/1.1 keep-alive on 127.0.0.1 from its own
 process (uvloop, a bare asyncio Protocol), so its parsing never competes with the bench
-client for a GIL. Every POST is answered 200 `{}` and noted as (path, Idempotency-Key,
+client for a GIL. Every POST is answered 200 `{}` and noted as (path, Nexus-Attempt-Key,
 arrival time by the wall clock, comparable with the bench's own time.time()).
 `GET /receipts?from=N` hands back the notes from the N-th on, one per line; `GET /readyz`
 says it is up. `SinkReceipts` is the bench's side: it collects the notes incrementally.
@@ -61,7 +61,7 @@ class SinkProtocol(asyncio.Protocol):
         method, target, _ = request_line.split(" ", 2)
         url = urlsplit(target)
         if method == "POST":
-            key = headers.get("idempotency-key", NO_KEY)
+            key = headers.get("nexus-attempt-key", NO_KEY)
             self.receipts.append(f"{url.path}\t{key}\t{time.time():.6f}\n")
             self.transport.write(OK)
         elif url.path == "/readyz":
@@ -98,7 +98,7 @@ def sink_process(port: int, log_path: Path) -> ChildProcess:
 @dataclass(frozen=True)
 class Receipt:
     path: str
-    key: str  # NO_KEY when the request had no Idempotency-Key
+    key: str  # NO_KEY when the request had no Nexus-Attempt-Key
     arrival: float  # time.time() in the sink
 
 
