@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         default=None, description="User whose channels receive operations alerts."
     )
     notification_deadline_s: int = 3600
+    notification_horizon_s: int = Field(
+        default=7 * 24 * 3600,
+        description="How far back the notifier reads its saga topic and how long it keeps"
+        " finished sagas, so an idempotency key is honoured; at least twice the deadline.",
+    )
     notification_max_attempts: int = 3
     notification_base_delay_ms: int = 1000
     notification_max_delay_ms: int = 300_000
@@ -91,6 +96,14 @@ class Settings(BaseSettings):
     delivery_timeouts: str = Field(
         default="", description="Per-channel seconds, e.g. email=15,webhook=5."
     )
+
+    @model_validator(mode="after")
+    def _horizon_outlives_sagas(self) -> Settings:
+        if self.notification_horizon_s < 2 * self.notification_deadline_s:
+            raise ValueError(
+                "NEXUS_NOTIFICATION_HORIZON_S must be at least twice NEXUS_NOTIFICATION_DEADLINE_S"
+            )
+        return self
 
     @property
     def resolved_kafka_bootstrap(self) -> str:

@@ -47,6 +47,7 @@ class Saga:
     state: NotificationState
     version: int
     partition: int
+    started_at: int  # epoch ms of its first event
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,17 @@ class SagaEngine:
                 self._apply(work, now, step, queue)
         return step
 
+    def evict(self, started_before: int) -> int:
+        """Forget finished sagas that started before the horizon, as a rebuild would."""
+        old = [
+            saga_id
+            for saga_id, saga in self.sagas.items()
+            if saga.state.terminal and saga.started_at < started_before
+        ]
+        for saga_id in old:
+            del self.sagas[saga_id]
+        return len(old)
+
     def admit(self, work: Work, now: int, step: Step) -> bool:
         """Whether `work` may go now; work that would start an attempt waits on open circuits."""
         channel = _attempt_channel(work.command)
@@ -111,7 +123,7 @@ class SagaEngine:
         return admitted
 
     def _apply(self, work: Work, now: int, step: Step, queue: deque[Work]) -> None:
-        saga = self.sagas.get(work.saga_id) or Saga(initial_state, 0, work.partition)
+        saga = self.sagas.get(work.saga_id) or Saga(initial_state, 0, work.partition, now)
         try:
             events = decide(saga.state, work.command)
         except DomainError as error:

@@ -1,4 +1,11 @@
-"""Rebuild the sagas of one partition by folding the saga topic from its start."""
+"""Rebuild the sagas of one partition by folding the saga topic since the horizon.
+
+A saga lives at most until its deadline, and the horizon is at least twice the longest
+deadline (settings), so every saga still running started after the horizon: reading
+from there finds them all, and the time to take over a partition stays bounded by the
+horizon rather than growing with the topic. A saga whose first event lies before the
+horizon is over; its later events found here are skipped.
+"""
 
 from __future__ import annotations
 
@@ -31,13 +38,14 @@ def saga_event(record: dict[str, Any]) -> NotificationEvent | None:
 
 
 def load_partition(
-    settings: Settings, topic: str, partition: int, codec: AvroCodec
+    settings: Settings, topic: str, partition: int, codec: AvroCodec, since_ms: int
 ) -> dict[str, Saga]:
     sagas: dict[str, Saga] = {}
+    older: set[str] = set()  # sagas that started before the horizon
     group = f"{settings.topic_prefix}.notifier-rebuild.{uuid.uuid4().hex}"
     reader = Consumer(consumer_config(settings, group, **{"enable.partition.eof": False}))
     try:
-        for message in read_to_end(reader, topic, partition):
+        for message in read_to_end(reader, topic, partition, since_ms):
             try:
                 _, record = codec.decode(message.value())
                 event = saga_event(record)
@@ -45,13 +53,18 @@ def load_partition(
                 continue  # not ours; the projector dead-letters what it cannot read
             if event is None:
                 continue
-            saga_id = record["aggregate_id"]
-            saga = sagas.get(saga_id) or Saga(initial_state, 0, partition)
-            if record["aggregate_version"] > saga.version:  # a replayed duplicate changes nothing
+            saga_id, version = record["aggregate_id"], record["aggregate_version"]
+            saga = sagas.get(saga_id)
+            if saga is None:
+                if version != 1:
+                    older.add(saga_id)
+                    continue
+                saga = Saga(initial_state, 0, partition, message.timestamp()[1])
+            if version > saga.version:  # a replayed duplicate changes nothing
                 saga.state = evolve(saga.state, event)
-                saga.version = record["aggregate_version"]
+                saga.version = version
             sagas[saga_id] = saga
     finally:
         reader.close()
-    log.info("saga_partition_rebuilt", partition=partition, sagas=len(sagas))
+    log.info("saga_partition_rebuilt", partition=partition, sagas=len(sagas), skipped=len(older))
     return sagas

@@ -55,6 +55,7 @@ log = structlog.get_logger()
 CONSUMER_NAME = "notifier"
 BATCH = 500
 MAX_RESPONSE = 1000
+EVICT_EVERY_MS = 60_000
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -78,6 +79,8 @@ class NotificationWorker:
         self.clock, self.jitter = clock, jitter
         self.topics = Topics.from_settings(settings)
         self.timers = TimerQueue()
+        self.horizon_ms = settings.notification_horizon_s * 1000
+        self._next_eviction = 0
         self.ready = threading.Event()
         self._pending: list[Work] = []
         self._pending_deliveries: list[DeliverAttempt] = []
@@ -133,6 +136,7 @@ class NotificationWorker:
         decoded = self.read_requests(messages, now)
         works = [*self._pending, *decoded.works, *self._outcomes(now), *self._due(now)]
         self._pending = []
+        self._evict(now)
         # Attempts started in earlier steps are in the log: refill the freed senders now,
         # rather than leave them idle while this step commits.
         self.desk.pump(self.engine.sagas)
@@ -263,6 +267,12 @@ class NotificationWorker:
                 works.append(Work(timer.saga_id, saga.partition, fire))
         return works
 
+    def _evict(self, now: int) -> None:
+        if now >= self._next_eviction:
+            self._next_eviction = now + EVICT_EVERY_MS
+            if evicted := self.engine.evict(now - self.horizon_ms):
+                log.info("finished_sagas_evicted", sagas=evicted)
+
     def _poll_timeout(self) -> float:
         if self._pending or self._pending_deliveries or self.desk.busy:
             return 0.002
@@ -272,9 +282,10 @@ class NotificationWorker:
         return min(max((due - epoch_ms(self.clock())) / 1000, 0.0), 0.1)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        since = epoch_ms(self.clock()) - self.horizon_ms
         for tp in partitions:
             sagas = load_partition(
-                self.settings, self.topics.notifications, tp.partition, self.codec
+                self.settings, self.topics.notifications, tp.partition, self.codec, since
             )
             self.engine.sagas.update(sagas)
             for saga_id, saga in sagas.items():

@@ -190,3 +190,17 @@ def test_failures_that_retrying_cannot_fix_leave_the_circuit_closed() -> None:
     permanent = RecordAttemptFailure("webhook", 1, "HTTP 404", False, T0 + 1, 0.5)
     step = machine.run([Work("a", 3, permanent)], T0 + 1)
     assert step.circuit_events == [] and machine.circuits.status("webhook") == "closed"
+
+
+def test_finished_sagas_that_started_before_the_horizon_are_forgotten() -> None:
+    machine = engine()
+    machine.run([start("old-done"), start("old-running")], T0)
+    machine.run([Work("old-done", 3, RecordDelivery("webhook", 1, "HTTP 200", 5))], T0 + 10)
+    machine.run([start("new-done")], T0 + 1_000)
+    machine.run([Work("new-done", 3, RecordDelivery("webhook", 1, "HTTP 200", 5))], T0 + 1_010)
+
+    evicted = machine.evict(started_before=T0 + 500)
+
+    assert evicted == 1
+    assert set(machine.sagas) == {"old-running", "new-done"}  # running sagas are kept
+    assert machine.sagas["new-done"].started_at == T0 + 1_000

@@ -1,0 +1,18 @@
+"""Settings that would break an invariant are refused when a process starts."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from infra.settings import Settings
+
+
+def test_the_saga_horizon_must_outlive_two_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXUS_NOTIFICATION_DEADLINE_S", "3600")
+    monkeypatch.setenv("NEXUS_NOTIFICATION_HORIZON_S", "7199")
+    with pytest.raises(ValidationError, match="at least twice NEXUS_NOTIFICATION_DEADLINE_S"):
+        Settings()
+
+    monkeypatch.setenv("NEXUS_NOTIFICATION_HORIZON_S", "7200")
+    assert Settings().notification_horizon_s == 7200
