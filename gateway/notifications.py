@@ -33,6 +33,7 @@ WRITE, SEND, READ, SAGAS = (
     "sagas:read",
 )
 MAX_ID = 128
+REPLAYED = "Idempotent-Replayed"  # on a 200 that answers a key seen before
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
 
@@ -141,9 +142,6 @@ async def submit_notification(request: Request) -> Response:
     wanted = notification_body(body, services.notification_templates)
     if wanted.user_id != principal.subject and SEND not in principal.scopes:
         raise Problem(403, "insufficient-scope", f"notifying another user needs the scope {SEND}")
-    async with services.pool.connection() as conn:
-        if not await queries.user_exists(conn, wanted.user_id):
-            raise Problem(404, "user-not-found", f"no user {wanted.user_id}")
     notification = submission(
         user_id=wanted.user_id,
         template=wanted.template,
@@ -154,6 +152,18 @@ async def submit_notification(request: Request) -> Response:
         idempotency_key=wanted.idempotency_key,
         notification_id=None if wanted.idempotency_key else str(uuid.uuid4()),
     )
+    location = f"/api/v1/notifications/{notification.notification_id}"
+    async with services.pool.connection() as conn:
+        if not await queries.user_exists(conn, wanted.user_id):
+            raise Problem(404, "user-not-found", f"no user {wanted.user_id}")
+        # A key seen before names a saga that started: answer with it, whatever its age
+        # (the notifier itself only remembers keys for NEXUS_NOTIFICATION_HORIZON_S).
+        known = wanted.idempotency_key and await queries.get_notification(
+            conn, notification.notification_id
+        )
+    if known:
+        replayed = {**_accepted(notification.notification_id, location), "status": known["status"]}
+        return JSONResponse(replayed, 200, headers={"Location": location, REPLAYED: "true"})
     try:
         await services.notification_requests.submit(
             notification, correlation_id=request.state.correlation_id
@@ -161,13 +171,12 @@ async def submit_notification(request: Request) -> Response:
     except LogUnavailable as exc:
         detail = f"the event log did not take the request: {exc}"
         raise Problem(503, "log-unavailable", detail, headers={"Retry-After": "5"}) from None
-    location = f"/api/v1/notifications/{notification.notification_id}"
-    answer = {
-        "notification_id": notification.notification_id,
-        "status": "accepted",
-        "status_url": location,
-    }
+    answer = _accepted(notification.notification_id, location)
     return JSONResponse(answer, 202, headers={"Location": location})
+
+
+def _accepted(notification_id: str, location: str) -> dict[str, str]:
+    return {"notification_id": notification_id, "status": "accepted", "status_url": location}
 
 
 async def get_notification(request: Request) -> Response:

@@ -410,3 +410,24 @@ def test_a_request_gets_503_when_kafka_is_unreachable(settings: Settings) -> Non
         gateway.stop()
     assert_problem(refused, 503, "log-unavailable")
     assert refused.headers["retry-after"] == "5"
+
+
+def test_a_key_whose_saga_started_is_answered_from_it_and_not_sent_again(
+    client: Client, sagas: SagaWriter
+) -> None:
+    user_id = client.new_user()
+    body = {"user_id": user_id, "template": "welcome", "data": {"name": "Ann"}}
+    first = client.notify(user_id, WRITE, **body, idempotency_key="old-key")
+    saga_id = first.json()["notification_id"]
+    sagas.saga(saga_id, requested(saga_id, user_id), NotificationCompleted(("email",)))
+    wait_for(lambda: client.get(f"/api/v1/notifications/{saga_id}", user_id, WRITE).is_success)
+
+    again = client.notify(user_id, WRITE, **body, idempotency_key="old-key")
+
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == {
+        "notification_id": saga_id, "status": "completed",
+        "status_url": f"/api/v1/notifications/{saga_id}",
+    }  # fmt: skip
+    assert len(requests_for(client.settings, saga_id)) == 1
