@@ -188,4 +188,14 @@ FACTS: dict[str, Callable[[Record], Facts]] = {
     ],
     "notification.completed": lambda d: [("channels", ",".join(d["channels"]))],
     "notification.given_up": lambda d: [("reason", d["reason"])],
+    "notification.digested": lambda d: [
+        ("digest", d["digest_id"]),
+        ("window_end", iso_ms(d["window_end"])),
+    ],
+    "notification.digest_item_added": lambda d: [("item", d["item"]["notification_id"])],
+    "notification.digest_item_forwarded": lambda d: [
+        ("item", d["item"]["notification_id"]),
+        ("to", d["digest_id"]),
+    ],
+    "notification.digest_closed": lambda d: [("items", d["items"])],
 }

@@ -71,9 +71,13 @@ class Settings(BaseSettings):
     notification_horizon_s: int = Field(
         default=7 * 24 * 3600,
         description="How far back the notifier reads its saga topic and how long it keeps"
-        " finished sagas, so an idempotency key is honoured; at least twice the deadline.",
+        " finished sagas, so an idempotency key is honoured; at least twice the deadline"
+        " plus the digest window.",
     )
     notification_max_attempts: int = 3
+    notification_digest_window_s: int = Field(
+        default=900, gt=0, description="Digest templates collapse into one message per window."
+    )
     notification_base_delay_ms: int = 1000
     notification_max_delay_ms: int = 300_000
     circuit_failure_threshold: int = 5
@@ -99,9 +103,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _horizon_outlives_sagas(self) -> Settings:
-        if self.notification_horizon_s < 2 * self.notification_deadline_s:
+        # A digest lives for its window and then a deadline; every saga must end in half of it.
+        if self.notification_horizon_s < 2 * (
+            self.notification_deadline_s + self.notification_digest_window_s
+        ):
             raise ValueError(
                 "NEXUS_NOTIFICATION_HORIZON_S must be at least twice NEXUS_NOTIFICATION_DEADLINE_S"
+                " + NEXUS_NOTIFICATION_DIGEST_WINDOW_S"
             )
         return self
 

@@ -59,7 +59,7 @@ SAGA_EVENTS = Table(
     key=("saga_id", "version"),
 )
 
-TERMINAL = frozenset({"completed", "given_up"})
+TERMINAL = frozenset({"completed", "given_up", "digested"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -97,7 +97,7 @@ def _requested(rows: RowCache, event: Event) -> None:
         "notification_id": event["aggregate_id"],
         "user_id": data["user_id"],
         "template": data["template"],
-        "status": "pending",
+        "status": "pending" if data.get("collect_until") is None else "collecting",
         "critical": data["critical"],
         "routes": [{"chain": list(route["chain"])} for route in data["routes"]],
         "delivered_channels": [],
@@ -156,6 +156,16 @@ def _given_up(rows: RowCache, event: Event) -> None:
     _update(rows, event, status="given_up", reason=event["data"]["reason"], **finished)
 
 
+def _digested(rows: RowCache, event: Event) -> None:
+    """Its reason names the digest that carries it, whose own row says how that went."""
+    reason = f"digest {event['data']['digest_id']}"
+    _update(rows, event, status="digested", reason=reason, completed_at=event["occurred_at"])
+
+
+def _digest_closed(rows: RowCache, event: Event) -> None:
+    _update(rows, event, status="pending")
+
+
 def _progressed(rows: RowCache, event: Event) -> None:
     """Rendering, attempts, retries and fallbacks change no column but advance the version."""
     _update(rows, event)
@@ -186,6 +196,10 @@ NOTIFICATIONS_PROJECTION = Projection(
         "notification.fell_back": _progressed,
         "notification.completed": _completed,
         "notification.given_up": _given_up,
+        "notification.digested": _digested,
+        "notification.digest_item_added": _progressed,
+        "notification.digest_item_forwarded": _progressed,
+        "notification.digest_closed": _digest_closed,
     },
     touches=_touches,
 )

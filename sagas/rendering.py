@@ -5,8 +5,9 @@ render time and never an empty string. Only `*.html.j2` files are HTML-autoescap
 `webhook.json.j2` every `{{ expression }}` is emitted as a JSON value (already quoted and
 escaped), so data can never break out of a string or inject keys; the output must parse as a
 JSON object. Subjects and push titles are folded onto one line (no header injection).
-A template's optional `meta.json` (`{"critical": bool, "description": str}`) marks the
-templates that bypass users' opt-outs and quiet hours.
+A template's optional `meta.json` (`{"critical": bool, "digest": bool, "description": str}`)
+marks the templates that bypass users' opt-outs and quiet hours, and the low-priority ones
+that are collapsed into a digest per user and window.
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ class TemplateProblem:
 
 @dataclass(frozen=True)
 class TemplateMeta:
-    """A template's `meta.json`; critical templates bypass users' opt-outs and quiet hours."""
+    """A template's `meta.json`; critical templates bypass users' opt-outs and quiet hours,
+    digest ones are collected into one message per user and window."""
 
     critical: bool = False
+    digest: bool = False
     description: str = ""
 
 
@@ -115,6 +118,7 @@ class TemplateRenderer:
         }
         self._env = SandboxedEnvironment(autoescape=_autoescape, **common)
         self._json_env = SandboxedEnvironment(autoescape=False, finalize=_json_value, **common)
+        self._meta: dict[str, TemplateMeta] = {}  # templates do not change while we run
 
     def templates(self) -> list[str]:
         """Names of the template directories under the root."""
@@ -127,6 +131,18 @@ class TemplateRenderer:
 
     def meta(self, name: str) -> TemplateMeta:
         """Template `name`'s meta.json; the defaults when it has none. Raises TemplateError."""
+        if (known := self._meta.get(name)) is None:
+            known = self._meta[name] = self._read_meta(name)
+        return known
+
+    def summary(self, name: str, data: Mapping[str, Any]) -> str:
+        """One line naming a notification in a digest: its push title, else its name."""
+        try:
+            return _one_line(self._render_file(name, "push", "push.title.j2", data))
+        except TemplateError:
+            return name
+
+    def _read_meta(self, name: str) -> TemplateMeta:
         folder = self.root / name
         if "/" in name or "\\" in name or name.startswith(".") or not folder.is_dir():
             raise TemplateError(name, None, "no such template")
@@ -189,15 +205,18 @@ def _parse_meta(name: str, text: str) -> TemplateMeta:
         raise TemplateError(name, None, f"bad {META_FILE}: {exc}") from exc
     if not isinstance(value, dict):
         raise TemplateError(name, None, f"bad {META_FILE}: must hold a JSON object")
-    unknown = sorted(set(value) - {"critical", "description"})
+    unknown = sorted(set(value) - {"critical", "digest", "description"})
     if unknown:
         raise TemplateError(name, None, f"bad {META_FILE}: unknown keys {unknown}")
-    critical, description = value.get("critical", False), value.get("description", "")
-    if not isinstance(critical, bool) or not isinstance(description, str):
+    critical, digest = value.get("critical", False), value.get("digest", False)
+    description = value.get("description", "")
+    if not all(isinstance(v, bool) for v in (critical, digest)) or not isinstance(description, str):
         raise TemplateError(
-            name, None, f"bad {META_FILE}: critical must be true or false, description a string"
+            name,
+            None,
+            f"bad {META_FILE}: critical and digest must be true or false, description a string",
         )
-    return TemplateMeta(critical=critical, description=description)
+    return TemplateMeta(critical=critical, digest=digest, description=description)
 
 
 def load_sample(root: Path, name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from aggregates.user.events import ChannelAddress, QuietHours
-from sagas.notification.events import RenderedContent
+from sagas.notification.events import DigestItem, RenderedContent
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class DeliveryPolicy:
     fallbacks: tuple[Fallback, ...] = DEFAULT_FALLBACKS
 
 
-TimerKind = Literal["deadline", "retry", "quiet_hours", "circuit_cool_down"]
+TimerKind = Literal["deadline", "retry", "quiet_hours", "circuit_cool_down", "digest_window"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,27 @@ class StartNotification:
     channels: tuple[str, ...] | None = None
     idempotency_key: str | None = None
     critical: bool = False
+    policy: DeliveryPolicy = DeliveryPolicy()
+    # A low-priority template: collapse into the user's digest, listed by this summary.
+    digest_window_ms: int | None = None
+    digest_summary: str = ""
+
+
+@dataclass(frozen=True)
+class CollectDigestItem:
+    """Add an item to the digest `digest_id`, opening it (as a notification of the digest
+    template, collecting until `window_end`) when it is the first."""
+
+    NAME: ClassVar[str] = "CollectDigestItem"
+    digest_id: str
+    user_id: str
+    template: str
+    item: DigestItem
+    window_end: int
+    window_ms: int
+    received_at: int
+    deadline: int
+    preferences: tuple[ChannelAddress, ...]
     policy: DeliveryPolicy = DeliveryPolicy()
 
 
@@ -120,6 +141,7 @@ class FireTimer:
 
 NotificationCommand = (
     StartNotification
+    | CollectDigestItem
     | RecordRendering
     | RecordRenderFailure
     | StartAttempt
@@ -152,4 +174,20 @@ class DeliverAttempt:
     deadline: int
 
 
-SagaOutput = RenderNotification | StartAttempt | DeliverAttempt | Timer
+@dataclass(frozen=True)
+class ForwardToDigest:
+    """For the request log: hand a low-priority notification to the digest that collects it.
+
+    It travels as a request keyed by `digest_id`, so it reaches the digest's own partition
+    (and worker) in the same transaction as the event that decided it."""
+
+    digest_id: str
+    user_id: str
+    window_end: int
+    item: DigestItem
+
+
+# What a worker taking a saga over may still owe it; a forward is never owed (it is
+# written in the transaction of the event that decided it).
+ResumeOutput = RenderNotification | StartAttempt | DeliverAttempt | Timer
+SagaOutput = ResumeOutput | ForwardToDigest

@@ -10,7 +10,9 @@ from dataclasses import replace
 from typing import assert_never
 
 from aggregates.errors import DomainError
+from sagas.notification import digest
 from sagas.notification.commands import (
+    CollectDigestItem,
     FireTimer,
     NotificationCommand,
     RecordAttemptFailure,
@@ -26,6 +28,10 @@ from sagas.notification.events import (
     NotificationCompleted,
     NotificationDeferred,
     NotificationDelivered,
+    NotificationDigestClosed,
+    NotificationDigested,
+    NotificationDigestItemAdded,
+    NotificationDigestItemForwarded,
     NotificationEvent,
     NotificationFellBack,
     NotificationGivenUp,
@@ -58,6 +64,8 @@ def decide(state: NotificationState, command: NotificationCommand) -> list[Notif
     match command:
         case StartNotification():
             return _start(state, command)
+        case CollectDigestItem():
+            return digest.collect(state, command)
         case _ if state.status == "new":
             raise DomainError.not_found("notification.not_found", "no such notification")
         case RecordRendering():
@@ -81,6 +89,14 @@ def evolve(state: NotificationState, event: NotificationEvent) -> NotificationSt
     match event:
         case NotificationRequested():
             return requested(state, event)
+        case NotificationDigested():
+            return with_status(state, "digested")
+        case NotificationDigestItemAdded():
+            return digest.added(state, event.item)
+        case NotificationDigestItemForwarded():
+            return state
+        case NotificationDigestClosed():
+            return digest.closed(state)
         case NotificationDeferred():
             return with_status(state, "deferred", deferred_until=event.until)
         case NotificationResumed():
@@ -135,6 +151,9 @@ def _start(state: NotificationState, command: StartNotification) -> list[Notific
     )
     if not routes:
         return [event, NotificationGivenUp(reason="no_channels")]
+    if command.digest_window_ms and not command.critical:
+        digested = digest.digested(command, command.digest_window_ms)
+        return [replace(event, digest_id=digested.digest_id), digested]
     if command.critical or command.quiet_hours is None:
         return [event]
     until = quiet_hours_end(command.quiet_hours, command.requested_at)
@@ -226,6 +245,8 @@ def _fire(state: NotificationState, command: FireTimer) -> list[NotificationEven
     timer = command.timer
     if state.terminal:
         return []
+    if timer.kind == "digest_window":
+        return digest.close(state)
     if timer.kind == "deadline" or command.fired_at >= state.deadline:
         return [NotificationGivenUp(reason="deadline")]
     if timer.kind == "quiet_hours":

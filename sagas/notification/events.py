@@ -40,6 +40,49 @@ class NotificationRequested:
     max_attempts: int
     base_delay_ms: int
     max_delay_ms: int
+    collect_until: int | None = None  # a digest: it collects items until then
+    digest_id: str | None = None  # a low-priority notification: it goes into this digest
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One low-priority notification folded into a digest, with its one-line summary."""
+
+    notification_id: str
+    template: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class NotificationDigested:
+    """A low-priority notification went into the user's digest instead of going out alone."""
+
+    TYPE: ClassVar[str] = "notification.digested"
+    digest_id: str
+    window_end: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class NotificationDigestItemAdded:
+    TYPE: ClassVar[str] = "notification.digest_item_added"
+    item: DigestItem
+
+
+@dataclass(frozen=True)
+class NotificationDigestItemForwarded:
+    """An item that reached a digest already closed, passed on to the digest open now."""
+
+    TYPE: ClassVar[str] = "notification.digest_item_forwarded"
+    item: DigestItem
+    digest_id: str
+    window_end: int
+
+
+@dataclass(frozen=True)
+class NotificationDigestClosed:
+    TYPE: ClassVar[str] = "notification.digest_closed"
+    items: int
 
 
 @dataclass(frozen=True)
@@ -119,6 +162,10 @@ class NotificationGivenUp:
 
 NotificationEvent = (
     NotificationRequested
+    | NotificationDigested
+    | NotificationDigestItemAdded
+    | NotificationDigestItemForwarded
+    | NotificationDigestClosed
     | NotificationDeferred
     | NotificationResumed
     | NotificationRendered

@@ -20,7 +20,8 @@ def requested(state: NotificationState, event: NotificationRequested) -> Notific
         return state
     chains = [channel for route in event.routes for channel in route.chain]
     return NotificationState(
-        status="pending",
+        status="collecting" if event.collect_until is not None else "pending",
+        collect_until=event.collect_until,
         notification_id=event.notification_id,
         user_id=event.user_id,
         template=event.template,

@@ -11,17 +11,23 @@ from typing import assert_never
 
 from sagas.notification.commands import (
     DeliverAttempt,
+    ForwardToDigest,
     RenderNotification,
     SagaOutput,
     StartAttempt,
     Timer,
 )
 from sagas.notification.events import (
+    DigestItem,
     NotificationAttemptFailed,
     NotificationAttemptStarted,
     NotificationCompleted,
     NotificationDeferred,
     NotificationDelivered,
+    NotificationDigestClosed,
+    NotificationDigested,
+    NotificationDigestItemAdded,
+    NotificationDigestItemForwarded,
     NotificationEvent,
     NotificationFellBack,
     NotificationGivenUp,
@@ -36,11 +42,21 @@ __all__ = ["react"]
 
 
 def react(state: NotificationState, event: NotificationEvent) -> list[SagaOutput]:
+    # Handing an item to a digest is what ends a digested saga, or follows a closed digest.
+    if isinstance(event, NotificationDigested):
+        item = DigestItem(state.notification_id, state.template, event.summary)
+        return [ForwardToDigest(event.digest_id, state.user_id, event.window_end, item)]
+    if isinstance(event, NotificationDigestItemForwarded):
+        return [ForwardToDigest(event.digest_id, state.user_id, event.window_end, event.item)]
     if state.terminal:
         return []
     saga_id = state.notification_id
     match event:
-        case NotificationRequested():
+        case NotificationRequested() if event.digest_id is not None:
+            return []  # the notification.digested that follows hands it over
+        case NotificationRequested() if state.status == "collecting":
+            return _collect(state)
+        case NotificationRequested() | NotificationDigestClosed():
             return _render(state)
         case NotificationDeferred():
             return [Timer(saga_id=saga_id, due_at=event.until, kind="quiet_hours")]
@@ -65,11 +81,23 @@ def react(state: NotificationState, event: NotificationEvent) -> list[SagaOutput
             | NotificationAttemptFailed()
             | NotificationCompleted()
             | NotificationGivenUp()
+            | NotificationDigestItemAdded()
+            | NotificationDigested()
+            | NotificationDigestItemForwarded()
         ):
             # The next step of a failure is its own event, decided alongside it.
             return []
         case _:
             assert_never(event)
+
+
+def _collect(state: NotificationState) -> list[SagaOutput]:
+    saga_id = state.notification_id
+    until = state.deadline if state.collect_until is None else state.collect_until
+    return [
+        Timer(saga_id=saga_id, due_at=until, kind="digest_window"),
+        Timer(saga_id=saga_id, due_at=state.deadline, kind="deadline"),
+    ]
 
 
 def _render(state: NotificationState) -> list[SagaOutput]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sagas.notification.events import DigestItem
+
 # Fixed forever: changing it would give old idempotency keys new notification ids.
 ID_NAMESPACE = uuid.UUID("8c1e5d2a-6f0b-4c3e-9a57-2d1f0e9b7c44")
 MAX_IDEMPOTENCY_KEY = 200
@@ -29,6 +31,18 @@ class NotificationSubmitted:
     idempotency_key: str | None
     requested_by: str
     submitted_at: int
+
+
+@dataclass(frozen=True)
+class DigestItemSubmitted:
+    """A low-priority notification handed to its user's digest; the notifier writes it,
+    keyed by digest id, so it reaches the worker that owns the digest."""
+
+    TYPE: ClassVar[str] = "notification.digest_item_submitted"
+    digest_id: str
+    user_id: str
+    window_end: int
+    item: DigestItem
 
 
 def notification_id_for(requested_by: str, user_id: str, idempotency_key: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sagas.notification.commands import (
     DeliverAttempt,
     RenderNotification,
-    SagaOutput,
+    ResumeOutput,
     StartAttempt,
     Timer,
 )
@@ -21,11 +21,14 @@ from sagas.notification.state import NotificationState
 __all__ = ["resume"]
 
 
-def resume(state: NotificationState) -> list[SagaOutput]:
+def resume(state: NotificationState) -> list[ResumeOutput]:
     if state.status == "new" or state.terminal:
         return []
     saga_id = state.notification_id
-    outputs: list[SagaOutput] = [Timer(saga_id=saga_id, due_at=state.deadline, kind="deadline")]
+    outputs: list[ResumeOutput] = [Timer(saga_id=saga_id, due_at=state.deadline, kind="deadline")]
+    if state.status == "collecting" and state.collect_until is not None:
+        outputs.append(Timer(saga_id=saga_id, due_at=state.collect_until, kind="digest_window"))
+        return outputs
     if state.status == "deferred" and state.deferred_until is not None:
         outputs.append(Timer(saga_id=saga_id, due_at=state.deferred_until, kind="quiet_hours"))
         return outputs
@@ -44,7 +47,7 @@ def resume(state: NotificationState) -> list[SagaOutput]:
     return outputs
 
 
-def _route_work(state: NotificationState, channel: str) -> list[SagaOutput]:
+def _route_work(state: NotificationState, channel: str) -> list[ResumeOutput]:
     progress = state.progress(channel)
     if progress is None or progress.delivered:
         return []

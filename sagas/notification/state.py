@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sagas.notification.events import RenderedContent, Route
+from sagas.notification.events import DigestItem, RenderedContent, Route
 
-Status = Literal["new", "pending", "deferred", "completed", "given_up"]
-TERMINAL: frozenset[Status] = frozenset({"completed", "given_up"})
+# A digest is "collecting" until its window ends; a notification folded into one is "digested".
+Status = Literal["new", "collecting", "pending", "deferred", "completed", "given_up", "digested"]
+TERMINAL: frozenset[Status] = frozenset({"completed", "given_up", "digested"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class NotificationState:
     channels: tuple[ChannelProgress, ...] = ()
     contents: tuple[RenderedContent, ...] = ()
     deferred_until: int | None = None
+    collect_until: int | None = None
+    digest_items: tuple[DigestItem, ...] = ()
 
     @property
     def rendered(self) -> bool:

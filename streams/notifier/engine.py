@@ -21,6 +21,7 @@ from sagas.circuit.events import CircuitEvent
 from sagas.notification.commands import (
     DeliverAttempt,
     FireTimer,
+    ForwardToDigest,
     NotificationCommand,
     RenderNotification,
     SagaOutput,
@@ -80,6 +81,7 @@ class Step:
     events: list[SagaEventOut] = field(default_factory=list)
     circuit_events: list[tuple[str, CircuitEvent]] = field(default_factory=list)
     deliveries: list[DeliverAttempt] = field(default_factory=list)
+    forwards: list[ForwardToDigest] = field(default_factory=list)  # items for digests
     timers: list[Timer] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # sagas that reached a terminal status
@@ -158,6 +160,8 @@ class SagaEngine:
                 step.deliveries.append(output)
             case Timer():
                 step.timers.append(output)
+            case ForwardToDigest():
+                step.forwards.append(output)
             case _:
                 assert_never(output)
 

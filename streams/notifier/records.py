@@ -9,6 +9,7 @@ from typing import Any
 from aggregates import codec as data_codec
 from sagas.circuit.events import CircuitEvent
 from sagas.notification.events import NotificationEvent
+from sagas.notification.request import DigestItemSubmitted
 from streams.notifier.engine import SagaEventOut
 
 ACTOR = "notifier"
@@ -27,8 +28,13 @@ def circuit_record(channel: str, event: CircuitEvent, occurred_at: datetime) -> 
     return _record(event, "channel", channel, 0, occurred_at, None)
 
 
+def digest_item_record(item: DigestItemSubmitted, occurred_at: datetime) -> Record:
+    """A request, not a saga event (version 0), caused by the digested notification's saga."""
+    return _record(item, "notification", item.digest_id, 0, occurred_at, item.item.notification_id)
+
+
 def _record(
-    event: NotificationEvent | CircuitEvent,
+    event: NotificationEvent | CircuitEvent | DigestItemSubmitted,
     aggregate_type: str,
     aggregate_id: str,
     version: int,

@@ -1,16 +1,18 @@
-"""Turn request messages (`notification.submitted`) into saga-starting commands."""
+"""Turn request messages into saga commands: `notification.submitted` starts a saga,
+`notification.digest_item_submitted` adds an item to (and maybe opens) a digest."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from confluent_kafka import Message
 
 from aggregates import codec as data_codec
 from sagas.delivery.recipients import Recipients
-from sagas.notification.commands import DeliveryPolicy, StartNotification
-from sagas.notification.request import NotificationSubmitted
-from sagas.rendering import TemplateError, TemplateRenderer
+from sagas.notification.commands import CollectDigestItem, DeliveryPolicy, StartNotification
+from sagas.notification.request import DigestItemSubmitted, NotificationSubmitted
+from sagas.rendering import TemplateError, TemplateMeta, TemplateRenderer
 from schemas.codec import AvroCodec, DecodeError
 from streams.notifier.engine import Work
 
@@ -19,6 +21,15 @@ from streams.notifier.engine import Work
 class StartPolicy:
     deadline_ms: int
     policy: DeliveryPolicy
+    digest_window_ms: int = 900_000
+    digest_template: str = "digest"
+
+
+Request = NotificationSubmitted | DigestItemSubmitted
+REQUEST_TYPES: dict[str, type[Request]] = {
+    NotificationSubmitted.TYPE: NotificationSubmitted,
+    DigestItemSubmitted.TYPE: DigestItemSubmitted,
+}
 
 
 @dataclass
@@ -35,14 +46,15 @@ def decode_requests(
     start: StartPolicy,
     now: int,
 ) -> Decoded:
-    requests: list[tuple[Message, str, NotificationSubmitted]] = []
+    requests: list[tuple[Message, str, Request]] = []
     undecodable: list[tuple[Message, DecodeError]] = []
     for message in messages:
         try:
             schema, record = codec.decode(message.value())
-            if schema.name != NotificationSubmitted.TYPE:
+            kind = REQUEST_TYPES.get(schema.name)
+            if kind is None:
                 raise DecodeError("invalid", f"{schema.name} is not a notification request")
-            request = data_codec.from_data(NotificationSubmitted, record["data"])
+            request: Request = data_codec.from_data(kind, record["data"])
         except DecodeError as error:
             undecodable.append((message, error))
             continue
@@ -54,6 +66,24 @@ def decode_requests(
     works = []
     for message, event_id, request in requests:
         recipient = found.get(request.user_id)
+        preferences = recipient.preferences() if recipient else ()
+        if isinstance(request, DigestItemSubmitted):
+            collect = CollectDigestItem(
+                digest_id=request.digest_id,
+                user_id=request.user_id,
+                template=start.digest_template,
+                item=request.item,
+                window_end=request.window_end,
+                window_ms=start.digest_window_ms,
+                received_at=now,
+                deadline=max(now, request.window_end) + start.deadline_ms,
+                preferences=preferences,
+                policy=start.policy,
+            )
+            works.append(Work(request.digest_id, message.partition(), collect, event_id))
+            continue
+        meta = _meta(renderer, request.template)
+        digest = meta.digest and not meta.critical
         command = StartNotification(
             notification_id=request.notification_id,
             user_id=request.user_id,
@@ -61,19 +91,29 @@ def decode_requests(
             data=request.data,
             requested_at=now,
             deadline=now + start.deadline_ms,
-            preferences=recipient.preferences() if recipient else (),
+            preferences=preferences,
             quiet_hours=recipient.quiet_hours if recipient else None,
             channels=request.channels,
             idempotency_key=request.idempotency_key,
-            critical=_critical(renderer, request.template),
+            critical=meta.critical,
             policy=start.policy,
+            digest_window_ms=start.digest_window_ms if digest else None,
+            digest_summary=_summary(renderer, request) if digest else "",
         )
         works.append(Work(request.notification_id, message.partition(), command, event_id))
     return Decoded(works, undecodable)
 
 
-def _critical(renderer: TemplateRenderer, template: str) -> bool:
+def _meta(renderer: TemplateRenderer, template: str) -> TemplateMeta:
     try:
-        return renderer.meta(template).critical
+        return renderer.meta(template)
     except TemplateError:
-        return False  # an unknown template fails at rendering, with the reason recorded
+        return TemplateMeta()  # an unknown template fails at rendering, with the reason recorded
+
+
+def _summary(renderer: TemplateRenderer, request: NotificationSubmitted) -> str:
+    try:
+        data = json.loads(request.data)
+    except ValueError:
+        return request.template
+    return renderer.summary(request.template, data) if isinstance(data, dict) else request.template

@@ -63,6 +63,7 @@ def bootstrap(
     )
     start = StartPolicy(
         deadline_ms=settings.notification_deadline_s * 1000,
+        digest_window_ms=settings.notification_digest_window_s * 1000,
         policy=DeliveryPolicy(
             max_attempts=settings.notification_max_attempts,
             base_delay_ms=settings.notification_base_delay_ms,

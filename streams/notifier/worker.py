@@ -36,6 +36,7 @@ from sagas.notification.commands import (
     StartAttempt,
     Timer,
 )
+from sagas.notification.request import DigestItemSubmitted
 from sagas.notification.resume import resume
 from schemas.codec import AvroCodec
 from streams.deadletter import dead_letter
@@ -44,7 +45,7 @@ from streams.notifier import metrics
 from streams.notifier.deliveries import DeliveryDesk, Finished
 from streams.notifier.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
 from streams.notifier.rebuild import load_partition
-from streams.notifier.records import circuit_record, saga_record
+from streams.notifier.records import circuit_record, digest_item_record, saga_record
 from streams.notifier.requests import Decoded
 from streams.notifier.timers import TimerQueue
 from streams.partition_writer import until_done
@@ -163,6 +164,12 @@ class NotificationWorker:
             self.producer.produce(
                 self.topics.notifications, payload, key=out.saga_id, partition=out.partition
             )
+        for forward in step.forwards:
+            item = DigestItemSubmitted(
+                forward.digest_id, forward.user_id, forward.window_end, forward.item
+            )
+            payload = self.codec.encode(item.TYPE, digest_item_record(item, moment))
+            self.producer.produce(self.topics.notification_requests, payload, key=forward.digest_id)
         for channel, event in step.circuit_events:
             payload = self.codec.encode(event.TYPE, circuit_record(channel, event, moment))
             self.producer.produce(self.topics.notifications, payload, key=f"channel:{channel}")

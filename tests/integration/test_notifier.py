@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from notifier_helpers import saga_events, webhook_user
 from psycopg import sql
 from stack import ServiceProcess, api_client, running
-from topic_reading import read_topic
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
 from infra.service_env import with_free_ports
@@ -28,7 +28,6 @@ from streams.kafka_config import producer_config
 from streams.notification_requests import NotificationRequests, notify
 from streams.topics import ensure_topics
 
-WAIT = {"Prefer": "wait=15"}
 SERVICES = ("command-processor", "projector", "gateway", "notifier")
 SAMPLE = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
 
@@ -64,27 +63,6 @@ def stack(services: dict[str, ServiceProcess]) -> Settings:
 def api(stack: Settings) -> Iterator[httpx.Client]:
     with api_client(stack, "ops", ["users:read", "users:write"]) as client:
         yield client
-
-
-def webhook_user(api: httpx.Client, url: str) -> str:
-    body = {"email": f"{uuid.uuid4().hex[:8]}@example.com", "name": "Ada"}
-    created = api.post("/api/v1/users", json=body, headers=WAIT)
-    assert created.status_code == 201, created.text
-    user_id: str = created.json()["aggregate_id"]
-    preferences = {"channels": [{"channel": "webhook", "address": url, "enabled": True}]}
-    done = api.put(f"/api/v1/users/{user_id}/preferences", json=preferences, headers=WAIT)
-    assert done.status_code == 200, done.text
-    seen = api.get(f"/api/v1/users/{user_id}", params={"after": done.json()["position"]})
-    assert seen.json()["channels"][0]["address"] == url
-    return user_id
-
-
-def saga_events(settings: Settings, saga_id: str) -> list[dict[str, Any]]:
-    return [
-        s.record
-        for s in read_topic(settings, settings.topic("notifications"))
-        if s.record["aggregate_id"] == saga_id
-    ]
 
 
 def ledger(settings: Settings, notification_id: str) -> list[tuple[Any, ...]]:

@@ -10,11 +10,15 @@ from projections.catalog import PROJECTIONS
 from projections.model import Event, Row, RowCache
 from projections.notifications import epoch_ms
 from sagas.notification.events import (
+    DigestItem,
     NotificationAttemptFailed,
     NotificationAttemptStarted,
     NotificationCompleted,
     NotificationDeferred,
     NotificationDelivered,
+    NotificationDigestClosed,
+    NotificationDigested,
+    NotificationDigestItemAdded,
     NotificationEvent,
     NotificationFellBack,
     NotificationGivenUp,
@@ -179,7 +183,8 @@ def test_events_of_an_unknown_saga_change_no_notification_row() -> None:
 
 def test_it_handles_every_saga_event_and_nothing_else_on_its_topic() -> None:
     names = default_registry().names()
-    saga_events = {n for n in names if n.startswith("notification.")} - {"notification.submitted"}
+    requests = {"notification.submitted", "notification.digest_item_submitted"}
+    saga_events = {n for n in names if n.startswith("notification.")} - requests
     assert PROJECTION.topic == "notifications"
     assert {n for n in names if PROJECTION.handles(n)} == saga_events
     assert not PROJECTION.handles("channel.circuit_opened")
@@ -190,3 +195,19 @@ def test_critical_and_unkeyed_requests() -> None:
     row = notification(rows, "n2")
     assert row["critical"] is True and row["idempotency_key"] is None
     assert rows.get("notifications", ("n1",)) is None
+
+
+def test_a_digested_notification_names_its_digest_and_the_digest_collects_then_sends() -> None:
+    item = DigestItem("n1", "activity", "Grace commented")
+    member = saga("n1", requested(digest_id="d1"), NotificationDigested("d1", T0_MS, "x"))
+    opened = saga("d1", requested("d1", collect_until=T0_MS), NotificationDigestItemAdded(item))
+    rows = fold([*member, *opened])
+
+    assert (notification(rows)["status"], notification(rows)["reason"]) == ("digested", "digest d1")
+    assert notification(rows, "d1")["status"] == "collecting"
+
+    closed = fold(saga("d1", NotificationDigestClosed(1), first=3), rows)
+    assert (notification(closed, "d1")["status"], notification(closed, "d1")["version"]) == (
+        "pending",
+        3,
+    )

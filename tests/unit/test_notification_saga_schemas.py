@@ -18,26 +18,41 @@ from sagas.circuit.events import (
     CircuitEvent,
 )
 from sagas.notification.events import (
+    DigestItem,
+    NotificationDigested,
+    NotificationDigestItemForwarded,
     NotificationEvent,
     NotificationRendered,
     NotificationRequested,
     RenderedContent,
     Route,
 )
-from sagas.notification.request import NotificationSubmitted
+from sagas.notification.request import DigestItemSubmitted, NotificationSubmitted
 from schemas.codec import AvroCodec
 from schemas.registry import SCHEMA_ROOT, default_registry
 
 TYPES: dict[str, Any] = {
     cls.TYPE: cls
-    for cls in (*get_args(NotificationEvent), *get_args(CircuitEvent), NotificationSubmitted)
+    for cls in (
+        *get_args(NotificationEvent),
+        *get_args(CircuitEvent),
+        NotificationSubmitted,
+        DigestItemSubmitted,
+    )
 }
+ITEM = DigestItem("n-1", "activity", "Ann commented")
 PREFIXES = ("notification.", "channel.")
 SAMPLES: list[Any] = [
     NotificationRequested(
         "n-1", "u-1", "welcome", None, (Route(("push", "email")),), "{}", None, False, 1, 2, 3, 4, 5
     ),
+    NotificationRequested(
+        "d-1", "u-1", "digest", None, (Route(("email",)),), "{}", None, False, 1, 2, 3, 4, 5, 6, "x"
+    ),
     NotificationRendered((RenderedContent("email", "blob/1", 120),)),
+    NotificationDigested("d-1", 60_000, "Ann commented"),
+    NotificationDigestItemForwarded(ITEM, "d-2", 120_000),
+    DigestItemSubmitted("d-1", "u-1", 60_000, ITEM),
     ChannelCircuitOpened(5, 1_000),
     ChannelCircuitHalfOpened(),
     ChannelCircuitProbeStarted(2_000),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aggregates.user.events import ChannelAddress
@@ -204,3 +205,19 @@ def test_finished_sagas_that_started_before_the_horizon_are_forgotten() -> None:
     assert evicted == 1
     assert set(machine.sagas) == {"old-running", "new-done"}  # running sagas are kept
     assert machine.sagas["new-done"].started_at == T0 + 1_000
+
+
+def test_a_digested_request_leaves_an_item_for_its_digest_and_nothing_to_send() -> None:
+    machine = engine()
+    command = replace(start("n-9").command, template="activity", digest_window_ms=60_000)
+
+    step = machine.run([Work("n-9", 3, command)], T0)
+
+    assert [type(e.event).__name__ for e in step.events] == [
+        "NotificationRequested",
+        "NotificationDigested",
+    ]
+    [forward] = step.forwards
+    assert (forward.window_end, forward.item.notification_id) == (T0 + 60_000, "n-9")
+    assert (step.deliveries, step.timers, machine.contents.cache) == ([], [], {})
+    assert step.finished == ["n-9"]

@@ -17,7 +17,14 @@ from sagas.rendering import (
     load_sample,
 )
 
-SHIPPED = ["anomaly_alert", "welcome", "workspace_member_added", "workspace_member_added_owner"]
+SHIPPED = [
+    "activity",
+    "anomaly_alert",
+    "digest",
+    "welcome",
+    "workspace_member_added",
+    "workspace_member_added_owner",
+]
 
 
 @pytest.fixture
@@ -35,7 +42,7 @@ def write_template(root: Path, files: dict[str, str], sample: object = None) -> 
     return TemplateRenderer(root)
 
 
-def test_the_shipped_templates_are_exactly_the_four_of_issue_4(renderer: TemplateRenderer) -> None:
+def test_the_shipped_templates_are_exactly_these(renderer: TemplateRenderer) -> None:
     assert renderer.templates() == SHIPPED
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aggregates.codec import to_data
 from infra.saga_audit import (
+    TYPE_WIDTH,
     integrity_problems,
     json_line,
     summary_lines,
@@ -96,7 +97,7 @@ def test_timeline_quotes_values_with_spaces_quotes_or_nothing_in_them() -> None:
     empty = timeline_line(record(3, NotificationGivenUp("")))
 
     assert line == (
-        "v3    2026-01-02T03:04:05.678+00:00  notification.given_up         "
+        f"v3    2026-01-02T03:04:05.678+00:00  {'notification.given_up':<{TYPE_WIDTH}}  "
         'reason="email said \\"no\\" "'
     )
     assert empty.endswith('reason=""')

@@ -74,9 +74,13 @@ def test_meta_json_may_leave_out_the_description(tmp_path: Path) -> None:
     [
         ("{not json", "bad meta.json: Expecting property name"),
         ('["critical"]', "bad meta.json: must hold a JSON object"),
-        ('{"critical": "yes"}', "bad meta.json: critical must be true or false"),
-        ('{"critical": 1}', "bad meta.json: critical must be true or false"),
-        ('{"critical": false, "description": 3}', "bad meta.json: critical must be true or false"),
+        ('{"critical": "yes"}', "bad meta.json: critical and digest must be true or false"),
+        ('{"critical": 1}', "bad meta.json: critical and digest must be true or false"),
+        (
+            '{"critical": false, "description": 3}',
+            "bad meta.json: critical and digest must be true or false",
+        ),
+        ('{"digest": "no"}', "bad meta.json: critical and digest must be true or false"),
         ('{"crtical": true}', "bad meta.json: unknown keys ['crtical']"),
     ],
 )
