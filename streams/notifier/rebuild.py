@@ -1,7 +1,7 @@
 """Rebuild the sagas of one partition by folding the saga topic since the horizon.
 
-A saga lives at most until its deadline, and the horizon is at least twice the longest
-deadline (settings), so every saga still running started after the horizon: reading
+A saga lives at most until its deadline (a digest: its window, then a deadline), and the
+horizon is at least twice that (settings), so every saga still running started after it: reading
 from there finds them all, and the time to take over a partition stays bounded by the
 horizon rather than growing with the topic. A saga whose first event lies before the
 horizon is over; its later events found here are skipped.
