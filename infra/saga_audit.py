@@ -24,7 +24,6 @@ Record = Mapping[str, Any]
 Facts = list[tuple[str, object]]
 
 EVENT_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in get_args(NotificationEvent)}
-TYPE_WIDTH = max(len(name) for name in EVENT_TYPES)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -97,7 +96,8 @@ def report_lines(
 ) -> list[str]:
     """The text report: a header, one line per event, then the summary."""
     lines = [f"saga {aggregate_id}: {len(records)} events on {where}"]
-    lines += [timeline_line(record) for record in records]
+    width = max((len(record["type"]) for record in records), default=0)  # align the facts
+    lines += [timeline_line(record, width) for record in records]
     return lines + summary_lines(records, undecodable)
 
 
@@ -118,12 +118,12 @@ def status_line(state: NotificationState) -> str:
     return f"status: {state.status}{until} ({'terminal' if state.terminal else 'not terminal'})"
 
 
-def timeline_line(record: Record) -> str:
+def timeline_line(record: Record, type_width: int = 0) -> str:
     when = record["occurred_at"].isoformat(timespec="milliseconds")
     describe = FACTS.get(record["type"])
     facts = " ".join(f"{k}={_value(v)}" for k, v in describe(record["data"])) if describe else ""
     version = f"v{record['aggregate_version']}"
-    return f"{version:<4}  {when}  {record['type']:<{TYPE_WIDTH}}  {facts}".rstrip()
+    return f"{version:<4}  {when}  {record['type']:<{type_width}}  {facts}".rstrip()
 
 
 def json_line(record: Record) -> str:

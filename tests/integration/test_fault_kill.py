@@ -84,7 +84,8 @@ async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) 
         base_url=f"http://127.0.0.1:{settings.gateway_port}",
         headers=headers,
         timeout=60,
-        limits=httpx.Limits(max_connections=CONCURRENCY),
+        # Drop idle connections well before uvicorn does (5 s), or a request may race its close.
+        limits=httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=1.0),
     ) as client:
         load = Load(client)
         gate = asyncio.Semaphore(CONCURRENCY)
