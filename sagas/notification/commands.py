@@ -89,6 +89,7 @@ class CollectDigestItem:
     received_at: int
     deadline: int
     preferences: tuple[ChannelAddress, ...]
+    quiet_hours: QuietHours | None = None
     policy: DeliveryPolicy = DeliveryPolicy()
 
 

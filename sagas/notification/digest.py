@@ -3,8 +3,10 @@
 A notification whose template is marked `digest` is not sent alone: its saga ends as
 `digested`, naming the digest of its user and window. The digest is a notification saga
 of its own, with the digest template, that collects items until its window ends and then
-renders and delivers like any other. An item that reaches a digest already closed (the
-worker was behind) is forwarded to the digest open at that moment, so none is lost.
+renders and delivers like any other. A window that would end in the user's quiet hours
+is drawn out until they end, so the quiet period collects into one digest. An item that
+reaches a digest already closed (the worker was behind) is forwarded to the digest open
+at that moment, so none is lost.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import uuid
 from dataclasses import replace
 
+from aggregates.user.events import QuietHours
 from sagas.notification.commands import CollectDigestItem, StartNotification
 from sagas.notification.events import (
     DigestItem,
@@ -24,7 +27,7 @@ from sagas.notification.events import (
     NotificationGivenUp,
     NotificationRequested,
 )
-from sagas.notification.policy import resolve_routes
+from sagas.notification.policy import quiet_hours_end, resolve_routes
 from sagas.notification.state import NotificationState
 
 DIGEST_NAMESPACE = uuid.UUID("9f5e2c1a-4d3b-4e8f-a6b7-0c1d2e3f4a5b")
@@ -35,13 +38,22 @@ def window_end(at: int, window_ms: int) -> int:
     return at - at % window_ms + window_ms
 
 
+def digest_end(at: int, window_ms: int, quiet_hours: QuietHours | None) -> int:
+    """When the digest that `at` falls into closes: its window's end, unless that is in the
+    user's quiet hours, then when they end (so a quiet period makes one digest)."""
+    end = window_end(at, window_ms)
+    if quiet_hours is None:
+        return end
+    return quiet_hours_end(quiet_hours, end) or end
+
+
 def digest_id(user_id: str, end: int) -> str:
     """One digest per user and window: the same id wherever it is computed."""
     return str(uuid.uuid5(DIGEST_NAMESPACE, f"{user_id}/{end}"))
 
 
 def digested(command: StartNotification, window_ms: int) -> NotificationDigested:
-    end = window_end(command.requested_at, window_ms)
+    end = digest_end(command.requested_at, window_ms, command.quiet_hours)
     return NotificationDigested(
         digest_id=digest_id(command.user_id, end),
         window_end=end,
@@ -57,7 +69,7 @@ def collect(state: NotificationState, command: CollectDigestItem) -> list[Notifi
         return []  # a redelivered item
     if state.status == "collecting":
         return [NotificationDigestItemAdded(item=item)]
-    end = window_end(command.received_at, command.window_ms)
+    end = digest_end(command.received_at, command.window_ms, command.quiet_hours)
     return [
         NotificationDigestItemForwarded(
             item=item, digest_id=digest_id(command.user_id, end), window_end=end

@@ -78,6 +78,7 @@ def decode_requests(
                 received_at=now,
                 deadline=max(now, request.window_end) + start.deadline_ms,
                 preferences=preferences,
+                quiet_hours=recipient.quiet_hours if recipient else None,
                 policy=start.policy,
             )
             works.append(Work(request.digest_id, message.partition(), collect, event_id))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from aggregates.user.events import ChannelAddress
+from aggregates.user.events import ChannelAddress, QuietHours
 from sagas.notification.commands import (
     CollectDigestItem,
     FireTimer,
@@ -18,7 +18,7 @@ from sagas.notification.commands import (
     Timer,
 )
 from sagas.notification.decider import decide, evolve, initial_state
-from sagas.notification.digest import digest_id, window_end
+from sagas.notification.digest import digest_end, digest_id, window_end
 from sagas.notification.events import (
     DigestItem,
     NotificationDigestClosed,
@@ -156,3 +156,23 @@ def test_one_digest_per_user_and_window() -> None:
     assert digest_id("u-1", END) == DIGEST != digest_id("u-2", END)
     assert digest_id("u-1", END + WINDOW) != DIGEST
     assert window_end(T0, WINDOW) == window_end(END - 1, WINDOW) == END
+
+
+def test_a_quiet_period_collects_into_one_digest_that_closes_when_it_ends() -> None:
+    quiet = QuietHours(start="22:00", end="07:00", timezone="Europe/Paris")  # UTC+1 in January
+    morning = int(datetime(2026, 1, 6, 6, 0, tzinfo=UTC).timestamp() * 1000)  # 07:00 in Paris
+    evening = int(datetime(2026, 1, 5, 20, 50, tzinfo=UTC).timestamp() * 1000)  # 21:50
+    night = int(datetime(2026, 1, 6, 2, 10, tzinfo=UTC).timestamp() * 1000)  # 03:10
+    afternoon = int(datetime(2026, 1, 6, 13, 3, tzinfo=UTC).timestamp() * 1000)  # 14:03
+
+    def end_of(at: int) -> int:
+        return digest_end(at, WINDOW, quiet)
+
+    # 21:50's window ends at 22:00, inside the quiet hours: it waits for them to end too.
+    assert end_of(evening) == end_of(night) == morning
+    assert end_of(afternoon) == window_end(afternoon, WINDOW)
+    member = replace(MEMBER, requested_at=night, deadline=night + 3_600_000, quiet_hours=quiet)
+    _, events, _ = run([member])
+    assert events[1] == NotificationDigested(
+        digest_id("u-1", morning), morning, "Grace commented on Q3 plan"
+    )
