@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection, Container
 from dataclasses import dataclass
 
+import structlog
 from confluent_kafka import Message
 
 from aggregates import codec as data_codec
@@ -15,6 +17,8 @@ from sagas.notification.request import DigestItemSubmitted, NotificationSubmitte
 from sagas.rendering import TemplateError, TemplateMeta, TemplateRenderer
 from schemas.codec import AvroCodec, DecodeError
 from streams.notifier.engine import Work
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,25 @@ def _summary(renderer: TemplateRenderer, request: NotificationSubmitted) -> str:
     except ValueError:
         return request.template
     return renderer.summary(request.template, data) if isinstance(data, dict) else request.template
+
+
+def without_forgotten(
+    decoded: Decoded, held: Container[str], known: Callable[[Collection[str]], set[str]]
+) -> Decoded:
+    """Drop keyed requests for sagas this worker no longer holds but the read model knows.
+
+    Such a saga started before the horizon and has ended; starting it again under its old
+    id would write its versions a second time. Unkeyed requests have fresh ids.
+    """
+    asked = {
+        w.saga_id
+        for w in decoded.works
+        if isinstance(w.command, StartNotification)
+        and w.command.idempotency_key is not None
+        and w.saga_id not in held
+    }
+    finished = known(asked) if asked else set()
+    for saga_id in sorted(finished):
+        log.info("request_for_finished_saga_ignored", notification_id=saga_id)
+    works = [w for w in decoded.works if w.saga_id not in finished]
+    return Decoded(works, decoded.undecodable)

@@ -19,6 +19,7 @@ from sagas.circuit.breaker import CircuitConfig
 from sagas.delivery.apprise_notifier import AppriseNotifier
 from sagas.delivery.port import Notifier
 from sagas.delivery.postgres_ledger import PostgresLedger, ensure_ledger
+from sagas.delivery.postgres_notifications import PostgresNotificationIndex
 from sagas.delivery.postgres_recipients import PostgresRecipients
 from sagas.notification.commands import DeliveryPolicy
 from sagas.rendering import TemplateRenderer
@@ -28,7 +29,7 @@ from streams.health import HealthServer
 from streams.notifier.contents import RenderedContents
 from streams.notifier.deliveries import DeliveryDesk
 from streams.notifier.engine import SagaEngine
-from streams.notifier.requests import Decoded, StartPolicy, decode_requests
+from streams.notifier.requests import Decoded, StartPolicy, decode_requests, without_forgotten
 from streams.notifier.worker import NotificationWorker
 from streams.topics import ensure_topics
 
@@ -71,8 +72,11 @@ def bootstrap(
         ),
     )
 
+    index = PostgresNotificationIndex(pool)
+
     def read_requests(messages: list[Message], now: int) -> Decoded:
-        return decode_requests(messages, codec, recipients, renderer, start, now)
+        decoded = decode_requests(messages, codec, recipients, renderer, start, now)
+        return without_forgotten(decoded, engine.sagas, index.known)
 
     return NotificationWorker(
         settings, engine, desk, read_requests, codec=codec, clock=clock, jitter=jitter
