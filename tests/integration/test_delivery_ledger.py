@@ -15,6 +15,7 @@ from infra.settings import Settings
 from projections.migrations import migrate
 from sagas.delivery.port import AttemptClaim, AttemptRecord, AttemptResult
 from sagas.delivery.postgres_ledger import PostgresLedger, ensure_ledger
+from sagas.delivery.postgres_notifications import PostgresNotificationIndex
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -134,3 +135,15 @@ def test_migrate_creates_the_ledger_and_is_idempotent(settings: Settings) -> Non
         "notification_ledger_pkey",
         "notification_ledger_user_id_idx",
     ]
+
+
+def test_the_notification_index_knows_nothing_before_the_read_model_exists(
+    settings: Settings,
+) -> None:
+    with ConnectionPool(settings.resolved_database_url, min_size=1, max_size=1) as pool:
+        index = PostgresNotificationIndex(pool)
+        assert index.known(["n-1"]) == set()  # no public.notifications yet
+        with pool.connection() as conn:
+            conn.execute("CREATE TABLE public.notifications (notification_id text PRIMARY KEY)")
+            conn.execute("INSERT INTO public.notifications VALUES ('n-1')")
+        assert index.known(["n-1", "n-2"]) == {"n-1"}
