@@ -17,16 +17,8 @@ import psycopg
 
 from infra.kafka_server import KafkaServer, ensure_kafka_jars
 from infra.postgres_server import PostgresServer, ensure_postgres_installed
-from infra.processes import free_port
+from infra.processes import free_port, free_ports
 from infra.settings import Settings
-
-
-def distinct_ports(count: int) -> list[int]:
-    """`count` different free ports (free_port alone may hand out the same one twice)."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
 
 
 class BenchEnvironment:
@@ -60,7 +52,7 @@ class BenchEnvironment:
 
     def _start_kafka(self) -> None:
         jars = ensure_kafka_jars(Settings())
-        port, controller_port = distinct_ports(2)
+        port, controller_port = free_ports(2)
         data = self.root / "kafka"
         self.kafka = KafkaServer(jars, data, port, controller_port, data / "kafka.log")
         self.kafka.start()

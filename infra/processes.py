@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -124,12 +125,34 @@ def _signal(pid: int, sig: signal.Signals) -> None:
         pass
 
 
+# Below Linux's ephemeral range (32768-60999): an outgoing connection's local port is taken from
+# that range, and could take a port between our choosing it and a server binding it.
+_PORT_RANGE = (20000, 32767)
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different TCP ports on 127.0.0.1 that nothing listens on right now.
+
+    Each probe stays bound until all are chosen, so no port is handed out twice."""
+    probes: list[socket.socket] = []
+    try:
+        while len(probes) < count:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind(("127.0.0.1", random.randint(*_PORT_RANGE)))
+            except OSError:
+                probe.close()
+                continue
+            probes.append(probe)
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_ports(1)[0]
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from infra.processes import free_port
+from infra.processes import free_ports
 from infra.settings import Settings
 
 # Each service's settings field holding the port of its /healthz, /readyz and /metrics.
@@ -28,8 +28,8 @@ def service_port(settings: Settings, service: str) -> int:
 
 def with_free_ports(settings: Settings) -> Settings:
     """The same settings with a free port for every service."""
-    ports = {field: free_port() for field in SERVICE_PORT_FIELDS.values()}
-    return settings.model_copy(update=ports)
+    fields = SERVICE_PORT_FIELDS.values()
+    return settings.model_copy(update=dict(zip(fields, free_ports(len(fields)), strict=True)))
 
 
 def environment(settings: Settings) -> dict[str, str]:

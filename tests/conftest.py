@@ -23,21 +23,13 @@ import pytest
 
 from infra.kafka_server import KafkaServer, ensure_kafka_jars
 from infra.postgres_server import PostgresServer, ensure_postgres_installed
-from infra.processes import ProcessError, free_port
+from infra.processes import ProcessError, free_port, free_ports
 from infra.settings import PROJECT_ROOT, Settings
 
 __all__ = ["free_port"]
 
 # Server logs land here so a failed CI run can be read afterwards (git-ignored).
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-
-
-def distinct_ports(count: int) -> list[int]:
-    """`count` different free ports (free_port alone may hand out the same one twice)."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
 
 
 def traversable_temp_dir(prefix: str) -> Path:
@@ -53,7 +45,7 @@ def start_test_kafka(data_dir: Path, log_file: Path) -> KafkaServer:
         jars = ensure_kafka_jars(Settings())
     except ProcessError as exc:
         pytest.fail(f"no Kafka jars for the tests (run `make install`): {exc}", pytrace=False)
-    port, controller_port = distinct_ports(2)
+    port, controller_port = free_ports(2)
     server = KafkaServer(jars, data_dir, port, controller_port, log_file)
     try:
         server.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from infra.cli import build_parser, main
-from infra.processes import DetachedProcess, ProcessError, free_port
+from infra.processes import DetachedProcess, ProcessError, free_port, free_ports
+from infra.service_env import SERVICE_PORT_FIELDS, with_free_ports
 from infra.services import AppProcess, Service, all_services
 from infra.settings import Settings
 
@@ -71,6 +73,23 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
 
     assert process.stop(timeout=0.5) is True
     assert process.pid() is None
+
+
+def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() -> None:
+    low, _ = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for _ in range(200):
+        ports = free_ports(6)
+        assert len(set(ports)) == 6
+        assert all(port < low for port in ports)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", ports[0]))
+
+
+def test_every_service_gets_its_own_port() -> None:
+    for _ in range(200):
+        settings = with_free_ports(Settings())
+        ports = {getattr(settings, field) for field in SERVICE_PORT_FIELDS.values()}
+        assert len(ports) == len(SERVICE_PORT_FIELDS)
 
 
 def test_app_process_is_ready_when_its_health_url_answers(tmp_path: Path) -> None:
