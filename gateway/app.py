@@ -58,7 +58,7 @@ async def start_services(settings: Settings) -> Services:
         dispatcher,
         pool,
         notification_requests=NotificationRequests(settings, producer, codec),
-        notification_templates=frozenset(TemplateRenderer(settings.templates_dir).templates()),
+        notification_templates=frozenset(TemplateRenderer(settings.templates_dir).requestable()),
         ingestor=Ingestor(settings, producer, codec, load_plan(settings.analytics_file)),
     )
 

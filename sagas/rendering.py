@@ -5,9 +5,10 @@ render time and never an empty string. Only `*.html.j2` files are HTML-autoescap
 `webhook.json.j2` every `{{ expression }}` is emitted as a JSON value (already quoted and
 escaped), so data can never break out of a string or inject keys; the output must parse as a
 JSON object. Subjects and push titles are folded onto one line (no header injection).
-A template's optional `meta.json` (`{"critical": bool, "digest": bool, "description": str}`)
-marks the templates that bypass users' opt-outs and quiet hours, and the low-priority ones
-that are collapsed into a digest per user and window.
+A template's optional `meta.json` (`{"critical": bool, "digest": bool, "internal": bool,
+"description": str}`) marks the templates that bypass users' opt-outs and quiet hours, the
+low-priority ones that are collapsed into a digest per user and window, and the ones only the
+platform itself sends (the digest), which clients and workflows cannot request.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class TemplateMeta:
 
     critical: bool = False
     digest: bool = False
+    internal: bool = False
     description: str = ""
 
 
@@ -123,6 +125,10 @@ class TemplateRenderer:
     def templates(self) -> list[str]:
         """Names of the template directories under the root."""
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def requestable(self) -> list[str]:
+        """The templates clients and workflows may ask for: all but the internal ones."""
+        return [name for name in self.templates() if not self.meta(name).internal]
 
     def channels(self, name: str) -> list[Channel]:
         """Channels for which template `name` has at least one file."""
@@ -198,6 +204,9 @@ class TemplateRenderer:
         return value
 
 
+FLAGS = ("critical", "digest", "internal")
+
+
 def _parse_meta(name: str, text: str) -> TemplateMeta:
     try:
         value = json.loads(text)
@@ -205,18 +214,18 @@ def _parse_meta(name: str, text: str) -> TemplateMeta:
         raise TemplateError(name, None, f"bad {META_FILE}: {exc}") from exc
     if not isinstance(value, dict):
         raise TemplateError(name, None, f"bad {META_FILE}: must hold a JSON object")
-    unknown = sorted(set(value) - {"critical", "digest", "description"})
+    unknown = sorted(set(value) - {*FLAGS, "description"})
     if unknown:
         raise TemplateError(name, None, f"bad {META_FILE}: unknown keys {unknown}")
-    critical, digest = value.get("critical", False), value.get("digest", False)
+    flags = {flag: value.get(flag, False) for flag in FLAGS}
     description = value.get("description", "")
-    if not all(isinstance(v, bool) for v in (critical, digest)) or not isinstance(description, str):
+    if not all(isinstance(v, bool) for v in flags.values()) or not isinstance(description, str):
         raise TemplateError(
             name,
             None,
-            f"bad {META_FILE}: critical and digest must be true or false, description a string",
+            f"bad {META_FILE}: {', '.join(FLAGS)} must be true or false, description a string",
         )
-    return TemplateMeta(critical=critical, digest=digest, description=description)
+    return TemplateMeta(**flags, description=description)
 
 
 def load_sample(root: Path, name: str) -> dict[str, Any]:

@@ -232,9 +232,9 @@ class WorkflowRunner:
 
 
 def load_workflows(settings: Settings) -> list[Workflow]:
-    """The configured workflows, checked against the templates that exist."""
+    """The configured workflows, checked against the templates they may request."""
     text = settings.workflows_file.read_text(encoding="utf-8")
-    return parse_workflows(text, templates=TemplateRenderer(settings.templates_dir).templates())
+    return parse_workflows(text, templates=TemplateRenderer(settings.templates_dir).requestable())
 
 
 def bootstrap(

@@ -190,6 +190,9 @@ def test_invalid_requests_name_every_bad_field(client: Client) -> None:
         "/priority", "/a~1b",
     }  # fmt: skip
     assert errors_of(bad)["/template"].startswith("unknown template; known: ")
+    internal = client.notify("ops", send, user_id="u", template="digest", data={})
+    assert errors_of(internal) == {"/template": errors_of(bad)["/template"]}
+    assert "digest" not in errors_of(bad)["/template"].split("known: ")[1].split(", ")
     assert errors_of(bad)["/priority"] == "unknown field"
     assert errors_of(bad)["/data"] == "must be an object"
     assert errors_of(client.notify("ops", send)) == {

@@ -74,13 +74,14 @@ def test_meta_json_may_leave_out_the_description(tmp_path: Path) -> None:
     [
         ("{not json", "bad meta.json: Expecting property name"),
         ('["critical"]', "bad meta.json: must hold a JSON object"),
-        ('{"critical": "yes"}', "bad meta.json: critical and digest must be true or false"),
-        ('{"critical": 1}', "bad meta.json: critical and digest must be true or false"),
+        ('{"critical": "yes"}', "bad meta.json: critical, digest, internal must be true or false"),
+        ('{"critical": 1}', "bad meta.json: critical, digest, internal must be true or false"),
         (
             '{"critical": false, "description": 3}',
-            "bad meta.json: critical and digest must be true or false",
+            "bad meta.json: critical, digest, internal must be true or false",
         ),
-        ('{"digest": "no"}', "bad meta.json: critical and digest must be true or false"),
+        ('{"digest": "no"}', "bad meta.json: critical, digest, internal must be true or false"),
+        ('{"internal": null}', "bad meta.json: critical, digest, internal must be true or false"),
         ('{"crtical": true}', "bad meta.json: unknown keys ['crtical']"),
     ],
 )
@@ -103,3 +104,17 @@ def test_meta_of_an_unknown_or_unsafe_name_raises(tmp_path: Path) -> None:
     for name in ("missing", "../t", ".hidden"):
         with pytest.raises(TemplateError, match="no such template"):
             renderer.meta(name)
+
+
+def test_internal_templates_are_not_requestable(tmp_path: Path) -> None:
+    copy_template(tmp_path, "welcome", "public", meta=None)
+    renderer = copy_template(tmp_path, "digest", "private", meta='{"internal": true}')
+
+    assert renderer.templates() == ["private", "public"]
+    assert renderer.requestable() == ["public"]
+
+
+def test_of_the_shipped_templates_only_the_digest_is_internal() -> None:
+    renderer = TemplateRenderer(DEFAULT_TEMPLATE_ROOT)
+
+    assert set(renderer.templates()) - set(renderer.requestable()) == {"digest"}
