@@ -92,13 +92,15 @@ async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) 
         plans = [user_commands(i) for i in range(USERS)] + [
             workspace_commands(i) for i in range(WORKSPACES)
         ]
-        senders = asyncio.gather(*(load.drive(p, gate) for p in plans))
-        for threshold, victim in kills:
-            while len(load.accepted) < threshold:
-                await asyncio.sleep(0.05)
-            victim.kill()
-            await asyncio.to_thread(victim.start, 120)
-        await senders
+        # A task group: when one sender fails, the others are cancelled and the client closes.
+        async with asyncio.TaskGroup() as senders:
+            for plan in plans:
+                senders.create_task(load.drive(plan, gate))
+            for threshold, victim in kills:
+                while len(load.accepted) < threshold:
+                    await asyncio.sleep(0.05)
+                victim.kill()
+                await asyncio.to_thread(victim.start, 120)
     return load
 
 
