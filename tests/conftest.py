@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from webhook_sink import SinkLog, webhook_sink
 
 from infra.kafka_server import KafkaServer, ensure_kafka_jars
 from infra.postgres_server import PostgresServer, ensure_postgres_installed
@@ -179,3 +180,10 @@ def module_settings(
     """Like `settings`, shared by one module's tests (for a whole running stack)."""
     with isolated_settings(kafka_bootstrap, pg_admin_url, tmp_path_factory.mktemp("stack")) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[tuple[SinkLog, int]]:
+    """A webhook receiver for one module's tests: its log and port."""
+    with webhook_sink() as running:
+        yield running

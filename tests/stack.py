@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import TokenVerifier
-from infra.service_env import environment, service_port
+from infra.service_env import environment, service_port, with_free_ports
 from infra.settings import Settings
+from streams.topics import ensure_topics
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))
 
@@ -73,6 +74,13 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+def prepared(settings: Settings, **updates: object) -> Settings:
+    """`settings` with a free port for every service and `updates`, its topics created."""
+    ready = with_free_ports(settings).model_copy(update=updates)
+    ensure_topics(ready)
+    return ready
 
 
 @contextmanager

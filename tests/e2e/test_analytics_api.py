@@ -22,18 +22,16 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from stack import api_client, running
+from stack import api_client, prepared, running
 from test_http_api import assert_problem
 
 from gateway.auth import TokenVerifier
-from infra.service_env import with_free_ports
 from infra.settings import Settings
 from projections import versions
 from projections.analytics.rollups import GRANULARITIES, bucket_of
 from projections.analytics.sketches import hist_add, hll_add, top_add
 from projections.catalog import schema_name
 from projections.migrations import migrate
-from streams.topics import ensure_topics
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 READ = ["analytics:read"]
@@ -247,8 +245,7 @@ HISTORIC = synthetic(random.Random(7), T0 - timedelta(minutes=10), 80 * 60, 1500
 
 @pytest.fixture(scope="module")
 def stack(module_settings: Settings) -> Iterator[Settings]:
-    settings = with_free_ports(module_settings)
-    ensure_topics(settings)
+    settings = prepared(module_settings)
     migrate(settings.resolved_database_url)
     insert_rollups(settings.resolved_database_url, HISTORIC)
     in_range = [anomaly(i, T0 + timedelta(minutes=i)) for i in range(22)]

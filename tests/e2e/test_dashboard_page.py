@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ARTIFACTS
-from stack import running
+from stack import prepared, running
 from test_analytics_api import (
     BASE_TYPES,
     Tracked,
@@ -44,11 +44,9 @@ from test_analytics_api import (
     totals,
 )
 
-from infra.service_env import with_free_ports
 from infra.settings import Settings
 from projections.analytics.rollups import bucket_of
 from projections.migrations import migrate
-from streams.topics import ensure_topics
 
 READ = ["analytics:read"]
 BROWSER_TIMEOUT_S = 120
@@ -221,8 +219,7 @@ class Stack:
 
 @contextmanager
 def gateway_with_rollups(settings: Settings) -> Iterator[Stack]:
-    settings = with_free_ports(settings)
-    ensure_topics(settings)
+    settings = prepared(settings)
     migrate(settings.resolved_database_url)
     now = datetime.now(UTC)
     events = synthetic(random.Random(5), now - timedelta(minutes=40), 38 * 60, 400, BASE_TYPES)

@@ -12,28 +12,19 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from stack import ServiceProcess
+from stack import prepared, running
 
 from gateway.auth import TokenVerifier
-from infra.service_env import with_free_ports
 from infra.settings import Settings
-from streams.topics import ensure_topics
 
 WAIT = {"Prefer": "wait=15"}
 
 
 @pytest.fixture(scope="module")
 def stack(module_settings: Settings) -> Iterator[Settings]:
-    settings = with_free_ports(module_settings)
-    ensure_topics(settings)
-    services = [ServiceProcess(n, settings) for n in ("command-processor", "projector", "gateway")]
-    try:
-        for service in services:
-            service.start()
+    settings = prepared(module_settings)
+    with running(settings, ("command-processor", "projector", "gateway")):
         yield settings
-    finally:
-        for service in reversed(services):
-            service.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Consumer
-from stack import ServiceProcess, api_client, running
+from stack import ServiceProcess, api_client, prepared, running
 from test_http_api import assert_problem
 
 from gateway.auth import TokenVerifier
@@ -25,7 +25,6 @@ from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.kafka_config import consumer_config
 from streams.reading import read_to_end
-from streams.topics import ensure_topics
 
 WRITE = ["analytics:write"]
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -33,8 +32,7 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 
 @pytest.fixture(scope="module")
 def gateway(module_settings: Settings) -> Iterator[Settings]:
-    settings = with_free_ports(module_settings)
-    ensure_topics(settings)
+    settings = prepared(module_settings)
     with running(settings, ("gateway",)):
         yield settings
 

@@ -18,14 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from stack import NEXUS, api_client, running
+from stack import NEXUS, api_client, prepared, running
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
 from infra.processes import free_port
-from infra.service_env import environment, with_free_ports
+from infra.service_env import environment
 from infra.settings import Settings
 from sagas.rendering import load_sample
-from streams.topics import ensure_topics
 
 WAIT = {"Prefer": "wait=15"}
 SERVICES = ("command-processor", "projector", "gateway", "notifier")
@@ -58,19 +57,17 @@ def stack(
     module_settings: Settings, receivers: tuple[Mailbox, int, SinkLog, int]
 ) -> Iterator[Settings]:
     _, smtp_port, _, sink_port = receivers
-    settings = with_free_ports(module_settings).model_copy(
-        update={
-            "smtp_host": "127.0.0.1",
-            "smtp_port": smtp_port,
-            "smtp_mode": "insecure",
-            "smtp_from": "nexus@example.com",
-            "ntfy_server": f"http://127.0.0.1:{sink_port}",
-            "delivery_allow_list": f"127.0.0.1:{sink_port}",
-            "notification_base_delay_ms": 100,
-            "notification_max_delay_ms": 200,
-        }
+    settings = prepared(
+        module_settings,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_mode="insecure",
+        smtp_from="nexus@example.com",
+        ntfy_server=f"http://127.0.0.1:{sink_port}",
+        delivery_allow_list=f"127.0.0.1:{sink_port}",
+        notification_base_delay_ms=100,
+        notification_max_delay_ms=200,
     )
-    ensure_topics(settings)
     with running(settings, SERVICES):
         yield settings
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 from psycopg_pool import ConnectionPool
-from stack import ServiceProcess, running
+from stack import ServiceProcess, prepared, running
 from test_http_api import assert_problem
 from topic_reading import Stored, read_topic
 
@@ -42,7 +42,6 @@ from sagas.notification.events import (
 )
 from schemas.codec import AvroCodec
 from streams.kafka_config import producer_config
-from streams.topics import ensure_topics
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 WRITE = ["notifications:write", "notifications:read"]
@@ -50,8 +49,7 @@ WRITE = ["notifications:write", "notifications:read"]
 
 @pytest.fixture(scope="module")
 def stack(module_settings: Settings) -> Iterator[Settings]:
-    settings = with_free_ports(module_settings)
-    ensure_topics(settings)
+    settings = prepared(module_settings)
     with running(settings, ("command-processor", "projector", "gateway")):
         yield settings
 

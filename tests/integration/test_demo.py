@@ -10,11 +10,11 @@ import subprocess
 from collections import Counter
 from typing import Any
 
-from stack import NEXUS, running
+from stack import NEXUS, prepared, running
 from topic_reading import Stored, read_topic
 
 from infra.demo_traffic import MIX
-from infra.service_env import environment, with_free_ports
+from infra.service_env import environment
 from infra.settings import Settings
 from streams.topics import ensure_topics
 
@@ -57,8 +57,7 @@ def test_demo_through_the_bus_writes_about_rate_times_duration_events(settings: 
 
 
 def test_demo_through_the_gateway(settings: Settings) -> None:
-    settings = with_free_ports(settings)
-    ensure_topics(settings)
+    settings = prepared(settings)
     with running(settings, ("gateway",)):
         summary = demo(settings, "--rate", "200", "--duration", "3", "--via", "http")
     assert summary["via"] == "http"

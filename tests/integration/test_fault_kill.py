@@ -15,13 +15,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from stack import ServiceProcess
+from stack import ServiceProcess, prepared
 from topic_reading import Stored, read_topic
 
 from gateway.auth import TokenVerifier
-from infra.service_env import with_free_ports
 from infra.settings import Settings
-from streams.topics import ensure_topics
 
 USERS = WORKSPACES = 250
 PER_AGGREGATE = 20
@@ -160,8 +158,7 @@ def read_models(
 
 @pytest.mark.fault
 def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
-    settings = with_free_ports(settings)
-    ensure_topics(settings)
+    settings = prepared(settings)
     processor = ServiceProcess("command-processor", settings).start()
     projector = ServiceProcess("projector", settings).start()
     gateway = ServiceProcess("gateway", settings).start()

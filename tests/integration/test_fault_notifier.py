@@ -16,19 +16,17 @@ from typing import Any
 
 import httpx
 import psycopg
-from stack import ServiceProcess
+from stack import ServiceProcess, prepared
 from topic_reading import read_topic
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
 from gateway.auth import TokenVerifier
-from infra.service_env import with_free_ports
 from infra.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
 from streams.async_producer import AsyncProducer
 from streams.kafka_config import producer_config
 from streams.notification_requests import request_record
-from streams.topics import ensure_topics
 
 NOTIFICATIONS = 5_000
 USERS = 20
@@ -97,16 +95,14 @@ def saga_streams(settings: Settings) -> dict[str, list[dict[str, Any]]]:
 
 def test_sigkill_the_notifier_three_times_during_5000_notifications(settings: Settings) -> None:
     with webhook_sink(fail_rate=0.2) as (sink, port):
-        stack = with_free_ports(settings).model_copy(
-            update={
-                "delivery_allow_list": f"127.0.0.1:{port}",
-                "notification_base_delay_ms": 50,
-                "notification_max_delay_ms": 400,
-                "circuit_failure_threshold": 5,
-                "circuit_cool_down_ms": 300,
-            }
+        stack = prepared(
+            settings,
+            delivery_allow_list=f"127.0.0.1:{port}",
+            notification_base_delay_ms=50,
+            notification_max_delay_ms=400,
+            circuit_failure_threshold=5,
+            circuit_cool_down_ms=300,
         )
-        ensure_topics(stack)
         names = ("command-processor", "projector", "gateway", "notifier")
         services = {name: ServiceProcess(name, stack) for name in names}
         try:

@@ -12,17 +12,15 @@ from typing import Any
 
 import pytest
 from notifier_helpers import saga_events, webhook_user
-from stack import ServiceProcess, api_client, running
-from webhook_sink import SinkLog, wait_until, webhook_sink
+from stack import ServiceProcess, api_client, prepared, running
+from webhook_sink import SinkLog, wait_until
 
-from infra.service_env import with_free_ports
 from infra.settings import Settings
 from sagas.notification.request import NotificationSubmitted, submission
 from schemas.codec import AvroCodec
 from streams.async_producer import AsyncProducer
 from streams.kafka_config import producer_config
 from streams.notification_requests import request_record
-from streams.topics import ensure_topics
 
 WINDOW_S = 8
 SERVICES = ("command-processor", "projector", "gateway", "notifier")
@@ -30,22 +28,14 @@ ACTORS = ("Grace", "Alan", "Edsger")
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[tuple[SinkLog, int]]:
-    with webhook_sink() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def services(
     module_settings: Settings, sink: tuple[SinkLog, int]
 ) -> Iterator[dict[str, ServiceProcess]]:
-    settings = with_free_ports(module_settings).model_copy(
-        update={
-            "delivery_allow_list": f"127.0.0.1:{sink[1]}",
-            "notification_digest_window_s": WINDOW_S,
-        }
+    settings = prepared(
+        module_settings,
+        delivery_allow_list=f"127.0.0.1:{sink[1]}",
+        notification_digest_window_s=WINDOW_S,
     )
-    ensure_topics(settings)
     with running(settings, SERVICES) as started:
         yield started
 

@@ -16,40 +16,30 @@ import psycopg
 import pytest
 from notifier_helpers import saga_events, webhook_user
 from psycopg import sql
-from stack import ServiceProcess, api_client, running
-from webhook_sink import SinkLog, wait_until, webhook_sink
+from stack import ServiceProcess, api_client, prepared, running
+from webhook_sink import SinkLog, wait_until
 
-from infra.service_env import with_free_ports
 from infra.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
 from streams.async_producer import AsyncProducer
 from streams.kafka_config import producer_config
 from streams.notification_requests import NotificationRequests, notify
-from streams.topics import ensure_topics
 
 SERVICES = ("command-processor", "projector", "gateway", "notifier")
 SAMPLE = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[tuple[SinkLog, int]]:
-    with webhook_sink() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def services(
     module_settings: Settings, sink: tuple[SinkLog, int]
 ) -> Iterator[dict[str, ServiceProcess]]:
-    settings = with_free_ports(module_settings).model_copy(
-        update={
-            "delivery_allow_list": f"127.0.0.1:{sink[1]}",
-            "notification_base_delay_ms": 2000,  # long enough to crash between try and retry
-            "notification_max_delay_ms": 2000,
-        }
+    settings = prepared(
+        module_settings,
+        delivery_allow_list=f"127.0.0.1:{sink[1]}",
+        notification_base_delay_ms=2000,  # long enough to crash between try and retry
+        notification_max_delay_ms=2000,
     )
-    ensure_topics(settings)
     with running(settings, SERVICES) as started:
         yield started
 

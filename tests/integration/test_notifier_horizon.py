@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Producer
 from notifier_helpers import saga_events, webhook_user
-from stack import api_client, running
-from webhook_sink import SinkLog, wait_until, webhook_sink
+from stack import api_client, prepared, running
+from webhook_sink import SinkLog, wait_until
 
 from aggregates.user.events import ChannelAddress
-from infra.service_env import with_free_ports
 from infra.settings import Settings
 from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import RecordDelivery, StartNotification
@@ -29,7 +28,6 @@ from streams.notifier.contents import RenderedContents
 from streams.notifier.engine import SagaEngine, Work
 from streams.notifier.records import saga_record
 from streams.partitioning import partition_for
-from streams.topics import ensure_topics
 
 DAY = 86_400_000
 SERVICES = ("command-processor", "projector", "gateway", "notifier")
@@ -37,22 +35,14 @@ DATA = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[tuple[SinkLog, int]]:
-    with webhook_sink() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def stack(module_settings: Settings, sink: tuple[SinkLog, int]) -> Iterator[Settings]:
-    settings = with_free_ports(module_settings).model_copy(
-        update={
-            "delivery_allow_list": f"127.0.0.1:{sink[1]}",
-            "notification_deadline_s": 60,
-            "notification_digest_window_s": 10,
-            "notification_horizon_s": 140,
-        }
+    settings = prepared(
+        module_settings,
+        delivery_allow_list=f"127.0.0.1:{sink[1]}",
+        notification_deadline_s=60,
+        notification_digest_window_s=10,
+        notification_horizon_s=140,
     )
-    ensure_topics(settings)
     with running(settings, SERVICES):
         yield settings
 
