@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-ErrorKind = Literal["conflict", "invalid", "not_found"]
+ErrorKind = Literal["conflict", "invalid", "not_found", "forbidden"]
 
 
 class DomainError(Exception):
@@ -39,3 +39,7 @@ class DomainError(Exception):
     @classmethod
     def not_found(cls, code: str, message: str) -> DomainError:
         return cls(code, message, "not_found")
+
+    @classmethod
+    def forbidden(cls, code: str, message: str) -> DomainError:
+        return cls(code, message, "forbidden")

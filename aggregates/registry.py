@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, get_args
 
 from aggregates import codec
+from aggregates.actor import Actor
 from aggregates.errors import DomainError
+from aggregates.user import access as user_access
 from aggregates.user import decider as user
 from aggregates.user.commands import UserCommand
 from aggregates.user.events import UserEvent
 from aggregates.user.state import UserState
+from aggregates.workspace import access as workspace_access
 from aggregates.workspace import decider as workspace
 from aggregates.workspace.commands import WorkspaceCommand
 from aggregates.workspace.events import WorkspaceEvent
@@ -35,6 +38,8 @@ class Decider(Generic[S, C, E]):
     initial_state: S
     decide: Callable[[S, C], list[E]]
     evolve: Callable[[S, E], S]
+    # (state, command, actor, aggregate id): raises a DomainError if the actor may not.
+    authorize: Callable[[S, C, Actor, str], None]
     event_types: dict[str, type[E]]
     command_types: dict[str, type[C]]
 
@@ -52,6 +57,7 @@ USER: Decider[UserState, UserCommand, UserEvent] = Decider(
     initial_state=user.initial_state,
     decide=user.decide,
     evolve=user.evolve,
+    authorize=user_access.authorize,
     event_types=_event_types(UserEvent),
     command_types=_command_types(UserCommand),
 )
@@ -61,6 +67,7 @@ WORKSPACE: Decider[WorkspaceState, WorkspaceCommand, WorkspaceEvent] = Decider(
     initial_state=workspace.initial_state,
     decide=workspace.decide,
     evolve=workspace.evolve,
+    authorize=workspace_access.authorize,
     event_types=_event_types(WorkspaceEvent),
     command_types=_command_types(WorkspaceCommand),
 )

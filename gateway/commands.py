@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aggregates.actor import USERS_ADMIN
+from gateway.auth import Principal
 from gateway.body import command_data, read_json
 from gateway.dispatch import checked_id, command_record, expected_version, requested_wait
 from gateway.outcomes import Outcome
@@ -21,6 +23,7 @@ REJECTION_STATUS = {
     "conflict": 409,
     "invalid": 422,
     "not_found": 404,
+    "forbidden": 403,
     "precondition": 412,
     "internal": 500,
 }
@@ -86,13 +89,14 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
         body = await read_json(
             request, services.settings.max_body_bytes, optional=spec.body_optional
         )
-        aggregate_id, body = _aggregate_id(spec, request, body, principal.subject)
+        aggregate_id, body = _aggregate_id(spec, request, body, principal)
         record = command_record(
             spec.command,
             spec.aggregate_type,
             aggregate_id,
             command_data(services.registry, spec.command, body),
             actor=principal.subject,
+            actor_scopes=principal.scopes,
             expected_version=expected_version(request.headers.get("if-match")),
             correlation_id=request.state.correlation_id,
         )
@@ -104,19 +108,29 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
-def _aggregate_id(spec: CommandRoute, request: Request, body: Any, subject: str) -> tuple[str, Any]:
+def _aggregate_id(
+    spec: CommandRoute, request: Request, body: Any, principal: Principal
+) -> tuple[str, Any]:
     if isinstance(body, dict):
         body = dict(body)
         for name in spec.path_data:
             body[name] = request.path_params[name]
         if spec.command == "CreateWorkspace":
-            body.setdefault("owner_id", subject)
+            body.setdefault("owner_id", principal.subject)
     if spec.id_param is not None:
         return checked_id(request.path_params[spec.id_param], f"path:{spec.id_param}"), body
     chosen = body.pop(spec.body_id, None) if isinstance(body, dict) and spec.body_id else None
     if chosen is None:
-        return str(uuid.uuid4()), body
+        return _default_id(spec, principal), body
     return checked_id(chosen, f"/{spec.body_id}"), body
+
+
+def _default_id(spec: CommandRoute, principal: Principal) -> str:
+    """A new id; but registering without a user_id registers the caller itself, unless the
+    caller is an operator creating accounts for others."""
+    if spec.command == "RegisterUser" and USERS_ADMIN not in principal.scopes:
+        return checked_id(principal.subject, "/user_id")
+    return str(uuid.uuid4())
 
 
 def _answer(

@@ -59,6 +59,7 @@ def command_record(
     data: dict[str, Any],
     *,
     actor: str,
+    actor_scopes: frozenset[str],
     expected_version: int | None,
     correlation_id: str | None,
 ) -> dict[str, Any]:
@@ -72,6 +73,7 @@ def command_record(
         "issued_at": datetime.now(UTC),
         "correlation_id": correlation_id or str(uuid.uuid4()),
         "actor": actor,
+        "actor_scopes": sorted(actor_scopes),
         "data": data,
     }
 

@@ -2,6 +2,8 @@
 
 Errors carry JSON pointers (`/channels/0/address`) so that HTTP answers can name the field.
 Unknown fields are rejected rather than dropped, since a typo would otherwise lose data.
+Strings and arrays are bounded where the schema says so (`maxLength`, `maxItems`: extra
+attributes that Avro keeps and ignores), so oversized input is refused before it is stored.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def _convert(schema: Any, value: Any, at: str, errors: list[FieldError]) -> Any:
         return _array(schema, value, at, errors)
     if kind == "map":
         return _map(schema, value, at, errors)
+    if kind == "string" and isinstance(schema, dict) and "maxLength" in schema:
+        return _bounded_string(schema["maxLength"], value, at, errors)
     if kind == "enum":
         if value not in schema["symbols"]:
             errors.append(FieldError(at, f"must be one of {', '.join(schema['symbols'])}"))
@@ -74,6 +78,9 @@ def _array(schema: dict[str, Any], value: Any, at: str, errors: list[FieldError]
     if not isinstance(value, list):
         errors.append(FieldError(at, "must be an array"))
         return None
+    if len(value) > schema.get("maxItems", len(value)):
+        errors.append(FieldError(at, f"must hold at most {schema['maxItems']} items"))
+        return None
     return [_convert(schema["items"], v, f"{at}/{i}", errors) for i, v in enumerate(value)]
 
 
@@ -97,6 +104,13 @@ def _union(branches: list[Any], value: Any, at: str, errors: list[FieldError]) -
         last = attempt
     errors.extend(last)
     return None
+
+
+def _bounded_string(longest: int, value: Any, at: str, errors: list[FieldError]) -> Any:
+    if isinstance(value, str) and len(value) > longest:
+        errors.append(FieldError(at, f"must be at most {longest} characters"))
+        return None
+    return _primitive("string", value, at, errors)
 
 
 def _primitive(kind: str, value: Any, at: str, errors: list[FieldError]) -> Any:

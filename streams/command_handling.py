@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aggregates.actor import Actor
 from aggregates.errors import DomainError
 from aggregates.registry import (
     COMMANDS,
@@ -90,12 +91,16 @@ def decide_command(
         )
     state, version = states.get(agg_type, agg_id)
     reject = _rejection(command, state, version, at)
-    expected = command.get("expected_version")
-    if expected is not None and expected != version:
-        detail = f"expected version {expected}, aggregate is at {version}"
-        return reject("version_conflict", "precondition", detail)
+    # Authorized before the version check, so a stranger learns nothing of the aggregate.
+    actor = Actor(command["actor"], frozenset(command.get("actor_scopes") or ()))
     try:
-        events = decider.decide(state, command_from_data(command["type"], command["data"]))
+        wanted = command_from_data(command["type"], command["data"])
+        decider.authorize(state, wanted, actor, agg_id)
+        expected = command.get("expected_version")
+        if expected is not None and expected != version:
+            detail = f"expected version {expected}, aggregate is at {version}"
+            return reject("version_conflict", "precondition", detail)
+        events = decider.decide(state, wanted)
     except DomainError as err:
         return reject(err.code, err.kind, err.message)
     records = []

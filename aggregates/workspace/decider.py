@@ -109,9 +109,10 @@ def _remove_member(state: WorkspaceState, command: RemoveWorkspaceMember) -> lis
         raise DomainError.not_found(
             "workspace.not_a_member", f"user {command.user_id!r} is not a member"
         )
-    if command.user_id == state.owner_id:
+    owners = [m.user_id for m in state.members if m.role == "owner"]
+    if owners == [command.user_id]:
         raise DomainError.conflict(
-            "workspace.cannot_remove_owner", "the workspace owner cannot be removed"
+            "workspace.cannot_remove_owner", "the last owner cannot be removed, nor leave"
         )
     return [WorkspaceMemberRemoved(user_id=command.user_id)]
 

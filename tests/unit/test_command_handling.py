@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from aggregates.actor import USERS_ADMIN, WORKSPACES_ADMIN
 from streams.command_handling import AggregateStates, decide_command, internal_error
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -21,6 +22,7 @@ def command(type_: str, aggregate_id: str, data: dict[str, Any], **extra: Any) -
         "issued_at": AT,
         "correlation_id": "corr",
         "actor": "alice",
+        "actor_scopes": [USERS_ADMIN, WORKSPACES_ADMIN],  # rules of access: tested below
         "data": data,
         **extra,
     }
@@ -125,3 +127,30 @@ def test_a_command_whose_handling_failed_is_rejected_not_retried() -> None:
         "internal_error",
         "internal",
     )
+
+
+def test_a_stranger_is_refused_before_the_version_is_compared() -> None:
+    states = AggregateStates()
+    register(states)
+    update = {"name": "B", "email": None}
+    stranger = {"actor": "mallory", "actor_scopes": [], "expected_version": 0}
+    refused = decide_command(
+        states, command("UpdateUserProfile", "u1", update, **stranger), lambda: AT
+    )
+    assert (refused.outcome["error_code"], refused.outcome["error_kind"]) == (
+        "user.forbidden",
+        "forbidden",
+    )
+    assert refused.events == []
+
+
+def test_a_command_written_before_scopes_travelled_acts_with_none() -> None:
+    states = AggregateStates()
+    register(states)
+    old = command("DeactivateUser", "u1", {"reason": None}, actor="ops")
+    del old["actor_scopes"]
+    refused = decide_command(states, old, lambda: AT)
+    assert refused.outcome["error_code"] == "user.forbidden"
+    itself = command("DeactivateUser", "u1", {"reason": None}, actor="u1")
+    del itself["actor_scopes"]
+    assert decide_command(states, itself, lambda: AT).accepted

@@ -233,3 +233,37 @@ def test_invalid_address(channel: str, address: str) -> None:
 @pytest.mark.parametrize("quiet", BAD_QUIET_HOURS)
 def test_invalid_quiet_hours(quiet: QuietHours) -> None:
     assert error_given([REGISTERED], preferences(quiet=quiet)).code == "user.invalid_quiet_hours"
+
+
+def test_email_check_is_linear_on_a_pathological_address() -> None:
+    import time
+
+    from aggregates.user.decider import is_email
+
+    started = time.perf_counter()
+    assert not is_email("a@" + "." * 40_000 + " ")
+    assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        ("ada@example.com", True),
+        ("a@b..c", True),
+        ("a@..c", True),
+        ("a@b.c.", True),
+        ("a@b.", False),
+        ("a@.b", False),
+        ("a@b", False),
+        ("@b.c", False),
+        ("a@b@c.d", False),
+        ("a b@c.d", False),
+        ("a@b.c\n", False),
+        ("a@" + "b" * 250 + ".c", True),
+        ("a@" + "b" * 251 + ".c", False),
+    ],
+)
+def test_email_rule(text: str, valid: bool) -> None:
+    from aggregates.user.decider import is_email
+
+    assert is_email(text) is valid
