@@ -9,6 +9,8 @@ A template's optional `meta.json` (`{"critical": bool, "digest": bool, "internal
 "description": str}`) marks the templates that bypass users' opt-outs and quiet hours, the
 low-priority ones that are collapsed into a digest per user and window, and the ones only the
 platform itself sends (the digest), which clients and workflows cannot request.
+Given a `PlatformContext` (the notifier passes one from settings), `app.name`, `app.url` and
+the links in the data are the platform's, whatever the request says (`template_platform`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any, Literal, get_args
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
+
+from sagas.template_platform import ForeignLink, PlatformContext
 
 Channel = Literal["email", "sms", "push", "slack", "discord", "webhook"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
@@ -92,8 +96,8 @@ class TemplateError(Exception):
 
 def _json_value(value: object) -> object:
     """Finalize hook for webhook templates: every expression becomes a JSON literal."""
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # StrictUndefined raises UndefinedError here
+    if isinstance(value, jinja2.Undefined | ForeignLink):
+        str(value)  # StrictUndefined raises UndefinedError here, ForeignLink ValueError
     if isinstance(value, Markup):  # already JSON, e.g. `x | tojson`
         return value
     return json.dumps(value, ensure_ascii=False)
@@ -108,10 +112,14 @@ def _autoescape(name: str | None) -> bool:
 
 
 class TemplateRenderer:
-    """Renders `templates/<name>/<channel files>` with caller-supplied data."""
+    """Renders `templates/<name>/<channel files>` with caller-supplied data; with a
+    `platform`, its values win over the data's (see `template_platform`)."""
 
-    def __init__(self, root: Path = DEFAULT_TEMPLATE_ROOT) -> None:
+    def __init__(
+        self, root: Path = DEFAULT_TEMPLATE_ROOT, platform: PlatformContext | None = None
+    ) -> None:
         self.root = root
+        self.platform = platform
         loader = jinja2.FileSystemLoader(str(root))
         common: dict[str, Any] = {
             "loader": loader,
@@ -180,7 +188,8 @@ class TemplateRenderer:
     ) -> str:
         env = self._json_env if filename.endswith(".json.j2") else self._env
         try:
-            return env.get_template(f"{name}/{filename}").render(dict(data)).strip()
+            context = self.platform.apply(data) if self.platform else dict(data)
+            return env.get_template(f"{name}/{filename}").render(context).strip()
         except jinja2.UndefinedError as exc:
             found = _UNDEFINED_NAME.search(str(exc))
             variable = next((g for g in found.groups() if g), None) if found else None

@@ -9,12 +9,12 @@ every ntfy/Slack/Discord/webhook target before anything is sent.
 
 apprise only says True/False; the status code is read back from apprise's own log lines
 (`error=NNN`) to tell 4xx (permanent) from 5xx/timeouts/connection errors (retryable). The
-capture hooks the global `apprise` logger, so concurrent sends may see each other's lines.
+lines are captured per call (`log_capture`), so a concurrent send's lines never reach this
+attempt's `provider_response`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -23,6 +23,7 @@ import apprise
 
 from sagas.delivery import apprise_urls as urls
 from sagas.delivery.config import DeliveryConfig
+from sagas.delivery.log_capture import captured_lines
 from sagas.delivery.port import DeliveryResult
 from sagas.delivery.targets import AllowList, TargetGuard, UnsafeTarget
 from sagas.delivery.webhook import RETRYABLE_STATUS, WebhookSender
@@ -78,10 +79,11 @@ class AppriseNotifier:
         started = time.perf_counter()
         try:
             if channel == "webhook":
-                self.guard.check(address)
+                target = self.guard.check(address)
                 if rendered.json is None:
                     raise urls.AddressError("rendered webhook message has no JSON")
-                return self.webhook.post(address, rendered.json, timeout, ledger_key)
+                # The sender connects to the addresses just checked: no second DNS answer.
+                return self.webhook.post(target, rendered.json, timeout, ledger_key)
             message = BUILDERS[channel](self.config, address, rendered, timeout)
             if message.check_url is not None:
                 self.guard.check(message.check_url)
@@ -96,13 +98,13 @@ class AppriseNotifier:
         if not apobj.add(message.url):
             return _failure(started, "apprise rejected the URL", retryable=False)
         try:
-            with apprise.LogCapture(level=logging.INFO) as log:
+            with captured_lines("apprise") as captured:
                 ok = apobj.notify(
                     body=message.body,
                     title=message.title,
                     body_format=_FORMATS[message.body_format],
                 )
-                lines = log.getvalue()
+            lines = "\n".join(captured)
         except Exception as exc:  # an adapter must not crash the saga
             return _failure(started, f"apprise raised {type(exc).__name__}: {exc}", True)
         response = lines[-_LOG_EXCERPT:].strip()

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
+from aggregates.user.decider import is_email
 from sagas.delivery.config import DeliveryConfig
 from sagas.rendering import Rendered
 
 BodyFormat = Literal["text", "html", "markdown"]
 
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+_NOT_IN_ADDRESS = frozenset("<>,;")  # would split or re-address the apprise URL
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SLACK = re.compile(r"^/services/([A-Z0-9]+)/([A-Z0-9]+)/([A-Za-z0-9]+)/?$")
@@ -52,7 +53,7 @@ def email_message(
     smtp = config.smtp
     if smtp is None:
         raise AddressError("email is not configured (no SMTP relay)")
-    if not _EMAIL.match(address):
+    if not is_email(address) or _NOT_IN_ADDRESS.intersection(address):
         raise AddressError(f"not an email address: {address!r}")
     if rendered.subject is None or rendered.html is None:
         raise AddressError("email needs a subject and an HTML body")
@@ -76,7 +77,7 @@ def sms_message(
     twilio = config.twilio
     if twilio is None:
         raise AddressError("sms is not configured (no Twilio account)")
-    if not _PHONE.match(address):
+    if not _PHONE.fullmatch(address):
         raise AddressError(f"not an E.164 phone number: {address!r}")
     sid, token = quote(twilio.account_sid, safe=""), quote(twilio.auth_token, safe="")
     source, target = quote(twilio.from_number, safe=""), quote(address, safe="")
@@ -88,7 +89,7 @@ def push_message(
     config: DeliveryConfig, address: str, rendered: Rendered, timeout: float
 ) -> AppriseMessage:
     """ntfy://host[:port]/TOPIC (ntfys:// for https) on the configured server."""
-    if not _TOPIC.match(address):
+    if not _TOPIC.fullmatch(address):
         raise AddressError(f"not an ntfy topic: {address!r}")
     server = urlsplit(config.ntfy.server)
     if server.scheme not in ("http", "https") or not server.hostname:
@@ -104,7 +105,7 @@ def push_message(
 def slack_message(address: str, rendered: Rendered, timeout: float) -> AppriseMessage:
     """https://hooks.slack.com/services/T/B/X becomes slack://T/B/X."""
     parts = urlsplit(address)
-    found = _SLACK.match(parts.path)
+    found = _SLACK.fullmatch(parts.path)
     if parts.scheme != "https" or parts.hostname != "hooks.slack.com" or not found:
         raise AddressError("not a Slack incoming-webhook URL")
     team, bot, token = found.groups()
@@ -115,7 +116,7 @@ def slack_message(address: str, rendered: Rendered, timeout: float) -> AppriseMe
 def discord_message(address: str, rendered: Rendered, timeout: float) -> AppriseMessage:
     """https://discord.com/api/webhooks/ID/TOKEN becomes discord://ID/TOKEN."""
     parts = urlsplit(address)
-    found = _DISCORD.match(parts.path)
+    found = _DISCORD.fullmatch(parts.path)
     if parts.scheme != "https" or parts.hostname not in DISCORD_HOSTS or not found:
         raise AddressError("not a Discord webhook URL")
     webhook_id, token = found.groups()

@@ -1,18 +1,24 @@
 """SSRF guard for outbound HTTP targets (webhook, Slack, Discord, ntfy), run at send time.
 
 A target passes when its scheme is http(s) and every address its host resolves to is public.
-Private, loopback, link-local, multicast, reserved, unspecified, shared (CGNAT) and cloud
-metadata addresses are refused, also when spelled as IPv4-mapped/6to4/NAT64 IPv6 or as a
-legacy integer host (`0x7f000001`, `2130706433`, `017700000001`, `127.1`). An allow-list of
-`host:port` entries or CIDRs lets local sinks through (tests, on-prem ntfy).
+Private, loopback, link-local, site-local (`fec0::/10`), multicast, reserved, unspecified,
+shared (CGNAT) and cloud metadata addresses are refused, also when spelled as
+IPv4-mapped/6to4/NAT64 IPv6 or as a legacy integer host (`0x7f000001`, `2130706433`,
+`017700000001`, `127.1`). A host name that is not a valid DNS name (an empty or over-long
+label, characters outside letters, digits, `-` and `_` once IDNA-encoded) is refused for good:
+no retry can fix it. An allow-list of `host:port` entries or CIDRs lets local sinks through
+(tests, on-prem ntfy).
 
-The guard does not follow redirects: senders must disable them. Known residual risk: DNS may
-answer differently between this check and the sender's own lookup (rebinding).
+The guard does not follow redirects: senders must disable them. Webhooks connect to the
+addresses checked here (`CheckedTarget.addresses`, see `pinned_transport`), so DNS cannot
+answer differently for the connection (rebinding). apprise's channels (ntfy, Slack, Discord)
+still resolve again when sending; their hosts come from configuration or are the providers'.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +34,8 @@ METADATA_ADDRESSES = frozenset(
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}", re.IGNORECASE)
+MAX_HOST_NAME = 253
 
 
 class UnsafeTarget(ValueError):
@@ -113,6 +121,10 @@ def blocked_reason(address: IPAddress) -> str | None:
         (address.is_loopback, "loopback address"),
         (address.is_unspecified, "unspecified address"),
         (address.is_link_local, "link-local address"),
+        (
+            isinstance(address, ipaddress.IPv6Address) and address.is_site_local,
+            "site-local address",
+        ),
         (address.is_multicast, "multicast address"),
         (address.is_reserved, "reserved address"),
         (address.is_private, "private address"),
@@ -151,6 +163,20 @@ class AllowList:
 
     def permits_address(self, address: IPAddress) -> bool:
         return any(address.version == n.version and address in n for n in self.networks)
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why `host` is not a usable DNS name, or None; IDNA errors become a reason, not a raise."""
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        return f"malformed host name: {exc}"
+    name = encoded[:-1] if encoded.endswith(".") else encoded
+    if len(name) > MAX_HOST_NAME:
+        return f"malformed host name: longer than {MAX_HOST_NAME} characters"
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
+        return "malformed host name: a label is empty, too long or has characters DNS forbids"
+    return None
 
 
 def _normal_host(host: str) -> str:
@@ -192,10 +218,15 @@ class TargetGuard:
         literal = literal_address(host)
         if literal is not None:
             return [literal]
+        problem = host_name_problem(host)
+        if problem is not None:
+            raise UnsafeTarget(url, problem)
         try:
             resolved = self.resolver(host, port)
         except OSError as exc:
             raise UnsafeTarget(url, f"cannot resolve {host}: {exc}", retryable=True) from exc
+        except ValueError as exc:  # UnicodeError (idna) and the like: no retry will help
+            raise UnsafeTarget(url, f"malformed host name: {exc}") from exc
         addresses = [literal_address(a) for a in resolved]
         if not addresses or any(a is None for a in addresses):
             raise UnsafeTarget(url, f"{host} resolved to no usable address: {resolved}")

@@ -23,6 +23,7 @@ from sagas.delivery.postgres_notifications import PostgresNotificationIndex
 from sagas.delivery.postgres_recipients import PostgresRecipients
 from sagas.notification.commands import DeliveryPolicy
 from sagas.rendering import TemplateRenderer
+from sagas.template_platform import PlatformContext
 from schemas.codec import AvroCodec
 from streams.deadletter import utcnow
 from streams.health import HealthServer
@@ -47,7 +48,7 @@ def bootstrap(
     """The worker with real adapters; tests pass their own notifier, clock or jitter."""
     config = delivery_config(settings)
     codec = AvroCodec()
-    renderer = TemplateRenderer(settings.templates_dir)
+    renderer = template_renderer(settings)
     contents = RenderedContents(renderer)
     recipients = PostgresRecipients(pool)
     engine = SagaEngine(
@@ -81,6 +82,13 @@ def bootstrap(
     return NotificationWorker(
         settings, engine, desk, read_requests, codec=codec, clock=clock, jitter=jitter
     )
+
+
+def template_renderer(settings: Settings) -> TemplateRenderer:
+    """The renderer sends use: the platform's name and links come from settings, never
+    from request data (`NEXUS_APP_NAME`, `NEXUS_APP_URL`)."""
+    platform = PlatformContext(name=settings.app_name, url=settings.app_url)
+    return TemplateRenderer(settings.templates_dir, platform)
 
 
 def run(settings: Settings) -> None:

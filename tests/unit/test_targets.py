@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
@@ -52,6 +53,8 @@ GUARD = fixed_resolver(
         ("http://100.64.0.1/", "shared"),
         ("http://192.168.1.1/", "private"),
         ("http://[fe80::1]/", "link-local"),
+        ("http://[fec0::1]/", "site-local"),
+        ("http://[feff:ffff::1]:8080/", "site-local"),
         ("http://localhost.evil.example/hook", "loopback"),
         ("http://v6loop.example/hook", "loopback"),
         ("http://mixed.example/hook", "private"),
@@ -115,6 +118,43 @@ def test_an_unresolvable_host_is_refused_as_retryable() -> None:
         GUARD.check("http://unknown.example/")
 
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a" * 64 + ".example",  # a label over 63 characters: idna raises UnicodeError
+        "a..example",  # an empty label
+        ".".join(["abcdefghij"] * 26),  # 285 characters
+        "exa mple.example",
+        "exa%00mple.example",
+        "ex*ample.example",
+    ],
+)
+def test_a_malformed_host_name_is_refused_for_good(host: str) -> None:
+    with pytest.raises(UnsafeTarget) as caught:
+        GUARD.check(f"https://{host}/hook")
+
+    assert caught.value.reason.startswith("malformed host name")
+    assert not caught.value.retryable
+
+
+def test_a_resolver_raising_an_idna_error_is_a_permanent_refusal() -> None:
+    def resolve(host: str, port: int) -> list[str]:
+        return [str(a[4][0]) for a in socket.getaddrinfo("a" * 64 + ".example", port)]
+
+    with pytest.raises(UnsafeTarget) as caught:
+        TargetGuard(resolver=resolve).check("http://public.example/")
+
+    assert caught.value.reason.startswith("malformed host name")
+    assert not caught.value.retryable
+
+
+def test_international_and_underscore_host_names_are_resolved() -> None:
+    guard = fixed_resolver({"exämple.example": [PUBLIC], "_dmarc.example.": [PUBLIC]})
+
+    assert guard.check("https://exämple.example/").addresses == (PUBLIC,)
+    assert guard.check("https://_dmarc.example./").addresses == (PUBLIC,)
 
 
 def test_a_bad_allow_list_entry_is_rejected() -> None:

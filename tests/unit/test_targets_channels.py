@@ -139,3 +139,17 @@ def test_slack_and_discord_targets_pass_the_guard_before_sending() -> None:
     results = [notifier.send(c, a, rendered(c), 1) for c, a in targets]
 
     assert [r.error for r in results] == ["unsafe target: private address 10.0.0.7"] * 2
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["https://" + "a" * 64 + ".example/hook", "http://[fec0::1]/hook", "http://a..example/"],
+)
+def test_malformed_and_site_local_webhooks_fail_for_good_without_raising(address: str) -> None:
+    notifier = AppriseNotifier(DeliveryConfig())  # the real resolver: nothing gets that far
+
+    result = notifier.send("webhook", address, rendered("webhook"), timeout=1)
+
+    assert (result.ok, result.retryable) == (False, False)
+    assert result.error is not None and result.error.startswith("unsafe target: ")
+    assert "malformed host name" in result.error or "site-local" in result.error

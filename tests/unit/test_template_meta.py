@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.notifications import critical_templates
 from sagas.rendering import (
     DEFAULT_TEMPLATE_ROOT,
     TemplateError,
@@ -118,3 +119,15 @@ def test_of_the_shipped_templates_only_the_digest_is_internal() -> None:
     renderer = TemplateRenderer(DEFAULT_TEMPLATE_ROOT)
 
     assert set(renderer.templates()) - set(renderer.requestable()) == {"digest"}
+
+
+def test_of_the_shipped_templates_only_anomaly_alert_needs_an_operator_over_http() -> None:
+    """The gateway asks for `notifications:send` before it takes a critical template."""
+    assert critical_templates(DEFAULT_TEMPLATE_ROOT) == frozenset({"anomaly_alert"})
+
+
+def test_an_internal_critical_template_is_not_listed_as_requestable(tmp_path: Path) -> None:
+    copy_template(tmp_path, "anomaly_alert", "alert", meta='{"critical": true}')
+    copy_template(tmp_path, "digest", "hidden", meta='{"critical": true, "internal": true}')
+
+    assert critical_templates(tmp_path) == frozenset({"alert"})
