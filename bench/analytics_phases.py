@@ -62,6 +62,9 @@ def batch_script(body: str, bearer: str) -> Iterator[Path]:
         yield Path(file.name)
 
 
+INGEST_SCOPES = ["analytics:write", "analytics:ingest"]  # a server, ingesting for many users
+
+
 def token(settings: Settings, scopes: list[str]) -> str:
     verifier = TokenVerifier(
         settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
@@ -96,7 +99,7 @@ def http_ingest(
 ) -> list[HttpRun]:
     """wrk POSTing one pre-built body of `size` events over `connections`, per round."""
     runs = []
-    write = token(settings, ["analytics:write"])
+    write = token(settings, INGEST_SCOPES)
     for size, connections in rounds:
         with batch_script(json_body(items[:size]), write) as script:
             url = gateway.url + "/api/v1/ingest/batch"
@@ -180,7 +183,7 @@ def freshness(
     dashboard.start()
     consumer.start()
     cpu.start()
-    paced = send_paced(gateway.url, token(settings, ["analytics:write"]), bodies, per_batch,
+    paced = send_paced(gateway.url, token(settings, INGEST_SCOPES), bodies, per_batch,
                        per_batch / rate)  # fmt: skip
     used, elapsed = cpu.used()
     drained = _wait(lambda: bool(dashboard.samples) and

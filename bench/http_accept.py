@@ -4,6 +4,10 @@ wrk POSTs RegisterUser bodies (no Prefer wait, so the gateway answers 202 once K
 the command) to the gateway and, the same way, to bench/bare_app.py. Runs alternate
 reference/nexus twice and keep each side's best, as the machine is noisy. Afterwards the
 commands topic must hold at least as many commands as wrk counted 202 answers.
+
+A second gateway with NEXUS_RATE_LIMIT_ENABLED=false runs beside it, measured in the same
+rounds: the ratio of the two is what the rate limiter costs. The limited gateway's budget is
+set far above what wrk can send, so the figure is the cost of counting, not of refusing.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ ROUNDS = 2
 CONNECTIONS = 64
 BODY = '{"email": "bench@example.com", "name": "Bench User", "locale": "en"}'
 PATH = "/api/v1/users"
+LIMITED = {"rate_limit_commands": "1000000/second"}  # on, and never reached by one subject
 
 
 @dataclass(frozen=True)
@@ -58,35 +63,41 @@ def measured(server: ChildProcess, env: BenchEnvironment, script: Path, seconds:
 
 def run(env: BenchEnvironment) -> Outcome:
     ensure_wrk()
-    settings = with_free_ports(env.settings(NAME))
+    settings = with_free_ports(env.settings(NAME)).model_copy(update=LIMITED)
     ensure_topics(settings)
     gateway = nexus_service("gateway", settings)
+    off = with_free_ports(settings).model_copy(update={"rate_limit_enabled": False})
+    unlimited = nexus_service("gateway", off, label="gateway-unlimited")
     bare = bare_app(free_port(), settings.home / "bare-starlette.log")
-    runs: dict[str, list[Run]] = {"nexus": [], "bare": [], "warmup": []}
-    with Stack([gateway, bare]), post_script(BODY, gateway_token(settings)) as script:
-        for server in (bare, gateway):
+    runs: dict[str, list[Run]] = {"nexus": [], "unlimited": [], "bare": [], "warmup": []}
+    servers = {"bare": bare, "nexus": gateway, "unlimited": unlimited}
+    with Stack(list(servers.values())), post_script(BODY, gateway_token(settings)) as script:
+        for server in servers.values():
             runs["warmup"].append(measured(server, env, script, WARMUP_SECONDS))
         for _ in range(ROUNDS):
-            runs["bare"].append(measured(bare, env, script, RUN_SECONDS))
-            runs["nexus"].append(measured(gateway, env, script, RUN_SECONDS))
+            for side, server in servers.items():
+                runs[side].append(measured(server, env, script, RUN_SECONDS))
     in_topic = message_count(settings, settings.topic("commands"))
     return outcome(runs, in_topic)
 
 
 def outcome(runs: dict[str, list[Run]], in_topic: int) -> Outcome:
-    nexus = max(runs["nexus"], key=lambda r: r.wrk.accepted_per_second)
-    bare = max(runs["bare"], key=lambda r: r.wrk.accepted_per_second)
-    # The gateway's warmup run (the second one) wrote commands too.
-    accepted = sum(r.wrk.accepted for r in runs["nexus"]) + runs["warmup"][1].wrk.accepted
+    nexus, bare, unlimited = (_best(runs[side]) for side in ("nexus", "bare", "unlimited"))
+    # The gateways' warmup runs (all but the first) wrote commands too.
+    gateways = [*runs["nexus"], *runs["unlimited"], *runs["warmup"][1:]]
+    accepted = sum(r.wrk.accepted for r in gateways)
     rate, reference = nexus.wrk.accepted_per_second, bare.wrk.accepted_per_second
     figure = Figure(
         "HTTP 202 accepted/s", "/s", rate, reference, "bare Starlette",
         f">= {TARGET:,.0f}/s", rate >= TARGET,
     )  # fmt: skip
+    limiter = Figure("HTTP 202/s, rate limits on", "/s", rate,
+                     unlimited.wrk.accepted_per_second, "same gateway, limits off")  # fmt: skip
     # wrk stops with up to CONNECTIONS requests in flight per run: answered, never counted.
     verdict = "ok" if in_topic >= accepted else "MISSING COMMANDS"
     notes = [
-        f"runs: nexus {_rates(runs['nexus'])}; bare {_rates(runs['bare'])} "
+        f"runs: nexus {_rates(runs['nexus'])}; limits off {_rates(runs['unlimited'])}; "
+        f"bare {_rates(runs['bare'])} "
         f"(wrk -t1 -c{CONNECTIONS}, {RUN_SECONDS} s each, best kept)",
         f"latency at saturation: nexus p50 {nexus.wrk.p50_ms:.1f} ms p99 {nexus.wrk.p99_ms:.1f} ms"
         f"; bare p50 {bare.wrk.p50_ms:.1f} ms p99 {bare.wrk.p99_ms:.1f} ms",
@@ -101,7 +112,11 @@ def outcome(runs: dict[str, list[Run]], in_topic: int) -> Outcome:
         notes.append(f"{other:,} non-202 answers, socket errors or timeouts in all runs")
     details: dict[str, Any] = {side: [r.as_json() for r in rs] for side, rs in runs.items()}
     details |= {"commands_in_topic": in_topic, "accepted_total": accepted}
-    return Outcome(NAME, [figure], notes, details)
+    return Outcome(NAME, [figure, limiter], notes, details)
+
+
+def _best(runs: list[Run]) -> Run:
+    return max(runs, key=lambda r: r.wrk.accepted_per_second)
 
 
 def _rates(runs: list[Run]) -> str:

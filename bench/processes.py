@@ -78,11 +78,12 @@ class ChildProcess:
             self.process.wait(10)
 
 
-def nexus_service(name: str, settings: Settings) -> ChildProcess:
-    """`nexus run NAME` with these settings; its log lands in the settings' home."""
-    port = service_port(settings, name)
-    log_path = settings.home / f"{name}.log"
-    return ChildProcess(name, [NEXUS, "run", name], port, log_path, environment(settings))
+def nexus_service(name: str, settings: Settings, label: str | None = None) -> ChildProcess:
+    """`nexus run NAME` with these settings, called `label` (default NAME) in figures and in
+    the name of its log, which lands in the settings' home."""
+    port, label = service_port(settings, name), label or name
+    log_path = settings.home / f"{label}.log"
+    return ChildProcess(label, [NEXUS, "run", name], port, log_path, environment(settings))
 
 
 def bare_app(port: int, log_path: Path) -> ChildProcess:
@@ -118,4 +119,4 @@ def gateway_token(settings: Settings) -> str:
     verifier = TokenVerifier(
         settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
     )
-    return verifier.issue("bench", ["users:read", "users:write"], ttl_seconds=3600)
+    return verifier.issue("bench", ["users:read", "users:write", "users:admin"], ttl_seconds=3600)

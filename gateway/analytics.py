@@ -33,6 +33,7 @@ from projections.queries import JsonDict, json_ready
 READ = "analytics:read"
 WEB = Path(__file__).with_name("web")
 TOP_N = 10
+MIN_YEAR, MAX_YEAR = 1970, 9000
 DEFAULT_SPAN = {"minute": timedelta(minutes=60), "hour": timedelta(hours=24)}
 MAX_SPAN = {"minute": timedelta(days=7), "hour": timedelta(days=92)}
 STREAM_INTERVAL_S = 3.0  # how often a stream recomputes the dashboard
@@ -94,7 +95,12 @@ def _instant(params: Mapping[str, str], name: str) -> datetime | None:
             f"{name} must be an ISO-8601 date-time such as 2025-03-01T12:00:00Z"
             " (a + in an offset must be sent as %2B)",
         ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    # Windows are computed by subtracting spans: keep far from datetime's ends (OverflowError).
+    if not MIN_YEAR <= at.year <= MAX_YEAR:
+        detail = f"{name} must fall in the years {MIN_YEAR} to {MAX_YEAR}"
+        raise Problem(400, "invalid-range", detail)
+    return at
 
 
 async def get_dashboard(request: Request) -> Response:

@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,11 +24,12 @@ from gateway.auth import TokenVerifier
 from gateway.commands import command_routes
 from gateway.dispatch import CommandDispatcher
 from gateway.ingest import ingest_routes
-from gateway.middleware import RequestContext
-from gateway.notifications import notification_routes
+from gateway.middleware import DefaultHeaders, RequestContext
+from gateway.notifications import REPLAYED, notification_routes
 from gateway.outcomes import OutcomeListener
 from gateway.problems import Problem, problem_response
 from gateway.queries import query_routes
+from gateway.rate_limits import RateLimiter, RateLimits
 from gateway.services import Services
 from infra.settings import Settings
 from sagas.rendering import TemplateRenderer
@@ -37,17 +41,37 @@ from streams.ingest import Ingestor
 from streams.kafka_config import producer_config
 from streams.notification_requests import NotificationRequests
 
+log = structlog.get_logger()
+# CORS, when origins are configured: the API's methods and the headers it reads and sets.
+# Bearer tokens, not cookies, so credentials stay off (and `*` is refused by the settings).
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "Prefer", "X-Correlation-Id"]
+CORS_EXPOSED_HEADERS = [
+    "ETag",
+    "Location",
+    "Retry-After",
+    "X-Correlation-Id",
+    REPLAYED,
+    "RateLimit",
+    "RateLimit-Policy",
+]
+
 
 async def start_services(settings: Settings) -> Services:
     codec = AvroCodec(default_registry())
     listener = OutcomeListener(settings, codec, asyncio.get_running_loop())
     listener.start()
     producer = AsyncProducer(producer_config(settings))
-    pool = AsyncConnectionPool(settings.resolved_database_url, min_size=2, max_size=10, open=False)
-    await pool.open(wait=False)
-    verifier = TokenVerifier(
-        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    # Fails the start (before any connection) for a JWT secret under 32 bytes.
+    verifier = TokenVerifier.from_settings(settings)
+    pool = AsyncConnectionPool(
+        settings.resolved_database_url,
+        min_size=2,
+        max_size=10,
+        open=False,
+        timeout=settings.database_timeout_s,  # then PoolTimeout: a 503, not a hung request
     )
+    await pool.open(wait=False)
     dispatcher = CommandDispatcher(producer, codec, listener, settings.topic("commands"))
     return Services(
         settings,
@@ -60,6 +84,7 @@ async def start_services(settings: Settings) -> Services:
         notification_requests=NotificationRequests(settings, producer, codec),
         notification_templates=frozenset(TemplateRenderer(settings.templates_dir).requestable()),
         ingestor=Ingestor(settings, producer, codec, load_plan(settings.analytics_file)),
+        rate_limits=RateLimiter(settings, verifier),
     )
 
 
@@ -112,6 +137,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _database_error(request: Request, exc: Exception) -> Response:
+    # psycopg.OperationalError covers what a lost server raises: connection failures,
+    # AdminShutdown, "server closed the connection", and the pool's PoolTimeout.
+    log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}")
     problem = Problem(503, "database-unavailable", "the read models cannot be reached now",
                       headers={"Retry-After": "5"})  # fmt: skip
     return problem_response(problem, request.url.path)
@@ -119,6 +147,28 @@ async def _database_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     return problem_response(Problem(500, "internal", "unexpected error"), request.url.path)
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first. DefaultHeaders wraps the rest so refusals by the inner layers carry
+    its headers too; CORS comes before anything that may refuse, so browsers can read the
+    refusal; RequestContext (correlation id, metrics, access log) is innermost so far."""
+    layers = [Middleware(DefaultHeaders)]
+    if origins := settings.allowed_origins:
+        cors = Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            allow_credentials=False,
+            max_age=600,
+        )
+        layers.append(cors)
+    layers.append(Middleware(RequestContext))
+    # Innermost: its 429s are logged and counted by RequestContext like any other answer.
+    layers.append(Middleware(RateLimits))
+    return layers
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -142,10 +192,12 @@ def create_app(settings: Settings) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext)],
+        middleware=middleware(settings),
         exception_handlers={
             Problem: _problem,
             HTTPException: _http_error,
+            psycopg.OperationalError: _database_error,
+            PoolTimeout: _database_error,
             Exception: _server_error,
         },
         lifespan=lifespan,

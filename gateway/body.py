@@ -7,15 +7,17 @@ from typing import Any
 
 from starlette.requests import Request
 
+from gateway.input_bounds import ascii_int, json_refusal
 from gateway.problems import Problem
 from schemas.json_input import InvalidInput, from_json
 from schemas.registry import SchemaRegistry
 
 
 async def read_json(request: Request, limit: int, *, optional: bool = False) -> Any:
-    """The parsed JSON body; 413 past `limit` bytes, 415 for other media, 400 if malformed."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    """The parsed JSON body; 413 past `limit` bytes, 415 for other media, 400 if malformed
+    or past the bounds of gateway.input_bounds (nesting, long numbers, NaN)."""
+    declared = ascii_int(request.headers.get("content-length", ""), 18)
+    if declared is not None and declared > limit:
         raise _too_large(limit)
     media = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if media != "application/json" and not media.endswith("+json"):
@@ -28,9 +30,13 @@ async def read_json(request: Request, limit: int, *, optional: bool = False) -> 
     if not raw and optional:
         return {}
     try:
-        return json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Problem(400, "malformed-json", f"the body is not UTF-8 (byte {exc.start})") from None
+    if (refusal := json_refusal(text)) is not None:
+        raise Problem(400, "malformed-json", f"the body is not accepted as JSON: {refusal}")
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         detail = f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise Problem(400, "malformed-json", detail) from None

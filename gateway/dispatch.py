@@ -15,8 +15,10 @@ from streams.async_producer import AsyncProducer, LogUnavailable
 
 MAX_WAIT_SECONDS = 30.0
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)")
-_ETAG = re.compile(r'^\s*"(\d+)"\s*$')
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# ASCII digits, at most 18 (below 2**63): int() cannot fail, and the version fits an Avro long.
+_ETAG = re.compile(r'[ \t]*"([0-9]{1,18})"[ \t]*')
+# Used with fullmatch: `$` would also match before a trailing newline.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
 class CommandDispatcher:
@@ -87,14 +89,15 @@ def requested_wait(prefer: str | None) -> float | None:
 def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
-    match = _ETAG.match(if_match)
+    match = _ETAG.fullmatch(if_match)
     if match is None:
-        raise Problem(400, "invalid-if-match", 'If-Match must be an ETag such as "3"')
+        detail = 'If-Match must be an ETag of at most 18 digits, such as "3"'
+        raise Problem(400, "invalid-if-match", detail)
     return int(match.group(1))
 
 
 def checked_id(value: Any, pointer: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise Problem(
             422,
             "invalid-id",

@@ -1,5 +1,8 @@
 """Analytics ingestion: `POST /api/v1/ingest/event` (one JSON object) and `/batch`.
 
+An event's `user_id` defaults to the sender, and naming another user needs `analytics:ingest`
+(servers that ingest for many users); without it, such an event is refused like any invalid one.
+
 A batch is a JSON array, or NDJSON (`application/x-ndjson`, one event per line, blank lines
 skipped), of at most MAX_BATCH_EVENTS events and `ingest_max_body_bytes`. Each event is
 checked on its own; the answer comes once Kafka has acknowledged both the accepted events
@@ -19,8 +22,10 @@ from starlette.routing import Route
 
 from gateway.auth import Principal
 from gateway.body import read_json
+from gateway.input_bounds import ascii_int, json_refusal
 from gateway.problems import Problem
 from gateway.services import Services
+from schemas.tracking import INGEST
 from streams.async_producer import LogUnavailable
 from streams.ingest import IngestResult
 
@@ -33,7 +38,7 @@ NDJSON = "application/x-ndjson"
 async def ingest_event(request: Request) -> Response:
     services, principal = _authorized(request)
     item = await read_json(request, services.settings.max_body_bytes)
-    result = await _ingest(services, [item], principal.subject)
+    result = await _ingest(services, [item], principal)
     return answer(result, batch=False)
 
 
@@ -42,7 +47,8 @@ async def ingest_batch(request: Request) -> Response:
     media = _media(request)
     raw = await _read_body(request, services.settings.ingest_max_body_bytes)
     items = parse_batch(raw, media)
-    result = await _ingest(services, items, principal.subject)
+    await services.rate_limits.charge_total(request, len(items))  # one unit per event
+    result = await _ingest(services, items, principal)
     return answer(result, batch=True)
 
 
@@ -61,6 +67,8 @@ def parse_batch(raw: bytes, media: str) -> list[Any]:
 
 
 def _json_array(text: str) -> list[Any]:
+    if (refusal := json_refusal(text)) is not None:
+        raise Problem(400, "malformed-json", f"the body is not accepted as JSON: {refusal}")
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -82,6 +90,9 @@ def _ndjson(text: str) -> list[Any]:
             continue
         if len(items) == MAX_BATCH_EVENTS:
             raise _too_many()
+        if (refusal := json_refusal(line)) is not None:
+            detail = f"line {number} is not accepted as JSON: {refusal}"
+            raise Problem(400, "malformed-json", detail, line=number)
         try:
             items.append(json.loads(line))
         except json.JSONDecodeError as exc:
@@ -117,9 +128,11 @@ def _pointer(index: int, pointer: str, batch: bool) -> str:
     return f"/{index}{pointer}" if batch else pointer or "/"
 
 
-async def _ingest(services: Services, items: list[Any], source: str) -> IngestResult:
+async def _ingest(services: Services, items: list[Any], sender: Principal) -> IngestResult:
+    """A sender without analytics:ingest tracks only itself."""
+    only_for = None if INGEST in sender.scopes else sender.subject
     try:
-        return await services.ingestor.ingest(items, source)
+        return await services.ingestor.ingest(items, sender.subject, only_for)
     except LogUnavailable as exc:
         detail = f"the event log did not take the events: {exc}"
         raise Problem(503, "log-unavailable", detail, headers={"Retry-After": "5"}) from None
@@ -141,8 +154,8 @@ def _media(request: Request) -> str:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to pass `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    declared = ascii_int(request.headers.get("content-length", ""), 18)
+    if declared is not None and declared > limit:
         raise _too_large(limit)
     raw = bytearray()
     async for chunk in request.stream():

@@ -8,30 +8,29 @@ A token with `notifications:write` (or `notifications:read`) acts for its own su
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.auth import Principal
+from gateway.auth import NOTIFY_ANYONE, READ_SAGAS, Principal
 from gateway.body import read_json
+from gateway.input_bounds import query_limit
 from gateway.problems import Problem
 from gateway.services import Services
 from projections import notification_queries as queries
 from sagas.notification.request import MAX_IDEMPOTENCY_KEY, submission
-from sagas.rendering import CHANNELS
+from sagas.rendering import CHANNELS, TemplateRenderer
 from streams.async_producer import LogUnavailable
 
-WRITE, SEND, READ, SAGAS = (
-    "notifications:write",
-    "notifications:send",
-    "notifications:read",
-    "sagas:read",
-)
+WRITE, READ = "notifications:write", "notifications:read"
+SEND, SAGAS = NOTIFY_ANYONE, READ_SAGAS
 MAX_ID = 128
 REPLAYED = "Idempotent-Replayed"  # on a 200 that answers a key seen before
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
@@ -142,6 +141,11 @@ async def submit_notification(request: Request) -> Response:
     wanted = notification_body(body, services.notification_templates)
     if wanted.user_id != principal.subject and SEND not in principal.scopes:
         raise Problem(403, "insufficient-scope", f"notifying another user needs the scope {SEND}")
+    if SEND not in principal.scopes and wanted.template in critical_templates(
+        services.settings.templates_dir
+    ):
+        detail = f"template {wanted.template} is critical (it overrides opt-outs and quiet hours)"
+        raise Problem(403, "insufficient-scope", f"{detail}: requesting it needs the scope {SEND}")
     notification = submission(
         user_id=wanted.user_id,
         template=wanted.template,
@@ -173,6 +177,16 @@ async def submit_notification(request: Request) -> Response:
         raise Problem(503, "log-unavailable", detail, headers={"Retry-After": "5"}) from None
     answer = _accepted(notification.notification_id, location)
     return JSONResponse(answer, 202, headers={"Location": location})
+
+
+@functools.cache
+def critical_templates(root: Path) -> frozenset[str]:
+    """Templates whose meta.json says `critical` (operational alerts such as anomaly_alert):
+    they reach users through opt-outs and quiet hours, so over HTTP only an operator
+    (`notifications:send`) may ask for one; workflows and `notify()` are not affected.
+    Read once per folder: templates do not change while the gateway runs."""
+    renderer = TemplateRenderer(root)
+    return frozenset(name for name in renderer.requestable() if renderer.meta(name).critical)
 
 
 def _accepted(notification_id: str, location: str) -> dict[str, str]:
@@ -233,11 +247,7 @@ def _may_read(principal: Principal, user_id: str) -> bool:
 
 
 def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise Problem(400, "invalid-limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    return query_limit(raw, DEFAULT_LIMIT, MAX_LIMIT)
 
 
 def notification_routes() -> list[Route]:

@@ -11,45 +11,59 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import visibility
+from gateway.auth import Principal
+from gateway.input_bounds import query_limit
 from gateway.problems import Problem
+from gateway.rate_policies import AFTER_WAITS
 from gateway.services import Services
 from projections import queries
 
-_POSITION = re.compile(r"^(\d+)-(\d+)$")
+_POSITION = re.compile(r"([0-9]{1,9})-([0-9]{1,18})\Z")  # ASCII, bounded: int() cannot fail
 POLL_SECONDS = 0.01
 
 
 async def get_user(request: Request) -> Response:
-    services = _authorized(request, "users:read")
+    services, principal = _authorized(request, "users:read")
     await _after(request, services, ["users", "memberships"])
     async with services.pool.connection() as conn:
         user = await queries.get_user(conn, request.path_params["id"])
+        if user is not None and not visibility.sees_whole(principal, user):
+            mine = await queries.workspace_ids_of(conn, principal.subject)
+            user = visibility.user_view(principal, user, mine)
     return _found(user, "user", request.path_params["id"])
 
 
 async def list_users(request: Request) -> Response:
-    services = _authorized(request, "users:read")
+    services, principal = _authorized(request, "users:read")
     await _after(request, services, ["users", "memberships"])
     limit = _limit(request.query_params.get("limit"))
     cursor = request.query_params.get("cursor")
+    everyone = visibility.sees_every_user(principal)
     async with services.pool.connection() as conn:
         items = await queries.list_users(
-            conn, workspace_id=request.query_params.get("workspace_id"), limit=limit, after=cursor
+            conn,
+            workspace_id=request.query_params.get("workspace_id"),
+            limit=limit,
+            after=cursor,
+            visible_to=None if everyone else principal.subject,
         )
     next_cursor = items[-1]["user_id"] if len(items) == limit else None
-    return JSONResponse({"items": items, "next_cursor": next_cursor})
+    shown = [visibility.listed_user(principal, item) for item in items]
+    return JSONResponse({"items": shown, "next_cursor": next_cursor})
 
 
 async def get_workspace(request: Request) -> Response:
-    services = _authorized(request, "workspaces:read")
+    services, principal = _authorized(request, "workspaces:read")
     await _after(request, services, ["workspaces", "memberships"])
     async with services.pool.connection() as conn:
         workspace = await queries.get_workspace(conn, request.path_params["id"])
+    workspace = visibility.workspace_view(principal, workspace)
     return _found(workspace, "workspace", request.path_params["id"])
 
 
 async def get_command(request: Request) -> Response:
-    services = _authorized(request, "commands:read")
+    services, _ = _authorized(request, "commands:read")
     command_id = request.path_params["id"]
     outcome = services.listener.recent(command_id)
     if outcome is None:
@@ -64,10 +78,11 @@ async def get_command(request: Request) -> Response:
     return JSONResponse(queries.json_ready(outcome))
 
 
-def _authorized(request: Request, scope: str) -> Services:
+def _authorized(request: Request, scope: str) -> tuple[Services, Principal]:
     services: Services = request.state.services
-    services.verifier.principal(request.headers.get("authorization")).require(scope)
-    return services
+    principal = services.verifier.principal(request.headers.get("authorization"))
+    principal.require(scope)
+    return services, principal
 
 
 async def _after(request: Request, services: Services, projections: list[str]) -> None:
@@ -81,27 +96,25 @@ async def _after(request: Request, services: Services, projections: list[str]) -
     partition, offset = int(match.group(1)), int(match.group(2))
     topic = services.settings.topic("events")
     deadline = time.monotonic() + services.settings.read_your_writes_timeout_s
-    while True:
-        remaining = max(deadline - time.monotonic(), 0.1)
-        async with services.pool.connection(timeout=remaining) as conn:
-            if await queries.caught_up(conn, projections, topic, partition, offset):
-                return
-        if time.monotonic() > deadline:
-            raise Problem(
-                503,
-                "projection-lagging",
-                f"projections have not reached {after} yet",
-                headers={"Retry-After": "1"},
-            )
-        await asyncio.sleep(POLL_SECONDS)
+    # Each wait polls the database for seconds: a caller may hold only a few at once (429).
+    with services.rate_limits.concurrent(request, AFTER_WAITS):
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.1)
+            async with services.pool.connection(timeout=remaining) as conn:
+                if await queries.caught_up(conn, projections, topic, partition, offset):
+                    return
+            if time.monotonic() > deadline:
+                raise Problem(
+                    503,
+                    "projection-lagging",
+                    f"projections have not reached {after} yet",
+                    headers={"Retry-After": "1"},
+                )
+            await asyncio.sleep(POLL_SECONDS)
 
 
 def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= 500:
-        raise Problem(400, "invalid-limit", "limit must be an integer from 1 to 500")
-    return int(raw)
+    return query_limit(raw, 50, 500)
 
 
 def _found(row: dict[str, Any] | None, kind: str, ident: str) -> Response:

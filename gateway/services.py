@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -14,6 +15,9 @@ from schemas.registry import SchemaRegistry
 from streams.async_producer import AsyncProducer
 from streams.ingest import Ingestor
 from streams.notification_requests import NotificationRequests
+
+if TYPE_CHECKING:  # gateway.rate_limits reads the command routes, which import this module
+    from gateway.rate_limits import RateLimiter
 
 
 @dataclass
@@ -28,3 +32,4 @@ class Services:
     notification_requests: NotificationRequests
     notification_templates: frozenset[str]  # names of the templates under templates_dir
     ingestor: Ingestor  # analytics ingestion, with the tracking plan read at start
+    rate_limits: RateLimiter

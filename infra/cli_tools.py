@@ -20,10 +20,13 @@ LOGICAL = ("commands", "events", "outcomes", "deadletter")
 def token(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.auth import DEFAULT_SCOPES, TokenVerifier
 
-    verifier = TokenVerifier(
-        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
-    )
-    print(verifier.issue(args.sub, args.scope or list(DEFAULT_SCOPES), args.ttl))
+    try:
+        # Both refusals are the gateway's: a secret under 32 bytes, a ttl past the max.
+        verifier = TokenVerifier.from_settings(settings)
+        print(verifier.issue(args.sub, args.scope or list(DEFAULT_SCOPES), args.ttl))
+    except ValueError as exc:
+        print(f"nexus token: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -83,7 +83,9 @@ class HttpSender:
 
     def _authorization(self) -> str:
         if time.monotonic() >= self._renew_at:
-            self._token = self.verifier.issue(SOURCE, ["analytics:write"], TOKEN_TTL_S)
+            self._token = self.verifier.issue(
+                SOURCE, ["analytics:write", "analytics:ingest"], TOKEN_TTL_S
+            )
             self._renew_at = time.monotonic() + TOKEN_TTL_S / 2
         return f"Bearer {self._token}"
 

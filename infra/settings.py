@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?")
 
 
 class Settings(BaseSettings):
@@ -42,12 +44,48 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(default=None, description="HS256 secret; else the home file.")
     jwt_issuer: str = "nexus"
     jwt_audience: str = "nexus-api"
+    jwt_max_ttl_s: int = Field(
+        default=24 * 3600, gt=0, description="Tokens living longer (exp - iat) are refused."
+    )
+    jwt_leeway_s: int = Field(default=30, ge=0, description="Clock skew allowed on exp and iat.")
+    cors_origins: str = Field(
+        default="", description="Comma-separated origins (https://app.example) allowed by CORS."
+    )
+    database_timeout_s: float = Field(
+        default=5.0, gt=0, description="Gateway wait for a database connection before a 503."
+    )
     max_body_bytes: int = 1024 * 1024
     ingest_max_body_bytes: int = Field(
         default=5 * 1024 * 1024, description="Largest POST /api/v1/ingest/batch body."
     )
     produce_timeout_ms: int = 5000
     read_your_writes_timeout_s: float = 5.0
+    # Gateway rate limits (gateway/rate_limits.py), per token subject; `limits` syntax.
+    rate_limit_enabled: bool = True
+    rate_limit_commands: str = Field(default="10000/second", description="Command routes.")
+    rate_limit_notifications: str = Field(
+        default="1000/second", description="POST /api/v1/notifications."
+    )
+    rate_limit_ingest: str = Field(
+        default="200000/second", description="Events (a batch of N costs N) to /api/v1/ingest."
+    )
+    rate_limit_queries: str = Field(default="10000/second", description="GETs under /api/v1.")
+    rate_limit_streams: str = Field(default="60/minute", description="SSE streams opened.")
+    rate_limit_anonymous: str = Field(
+        default="100/second", description="Requests without a valid token, per client address."
+    )
+    rate_limit_after_waits: int = Field(
+        default=32, ge=1, description="?after= waits in flight at once per subject."
+    )
+    rate_limit_open_streams: int = Field(
+        default=8, ge=1, description="SSE streams open at once per subject."
+    )
+    rate_limit_strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = (
+        "fixed-window"
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="limits storage URI; redis://... shares the limits."
+    )
     log_level: str = "info"
     analytics_file: Path = Field(
         default=PROJECT_ROOT / "infra" / "analytics.toml", description="Tracking plan policies."
@@ -112,6 +150,20 @@ class Settings(BaseSettings):
                 " + NEXUS_NOTIFICATION_DIGEST_WINDOW_S"
             )
         return self
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_listed(cls, value: str) -> str:
+        # An allow-list only: `*` (or a path, or a bare host) would open the API to any page.
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if not _ORIGIN.fullmatch(origin):
+                wanted = "an origin such as https://app.example.com or http://localhost:5173"
+                raise ValueError(f"NEXUS_CORS_ORIGINS: {origin!r} is not {wanted}")
+        return value
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def resolved_kafka_bootstrap(self) -> str:

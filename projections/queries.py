@@ -56,12 +56,28 @@ async def get_user(conn: AsyncConnection[Any], user_id: str) -> JsonDict | None:
     return user
 
 
+async def workspace_ids_of(conn: AsyncConnection[Any], user_id: str) -> set[str]:
+    rows = await _all(
+        conn, "SELECT workspace_id FROM public.memberships WHERE user_id = %s", (user_id,)
+    )
+    return {row["workspace_id"] for row in rows}
+
+
 async def list_users(
-    conn: AsyncConnection[Any], *, workspace_id: str | None, limit: int, after: str | None
+    conn: AsyncConnection[Any],
+    *,
+    workspace_id: str | None,
+    limit: int,
+    after: str | None,
+    visible_to: str | None = None,
 ) -> list[JsonDict]:
-    """Users by user_id after `after` (keyset pagination), only `workspace_id`'s if given."""
+    """Users by user_id after `after` (keyset pagination), only `workspace_id`'s if given,
+    and only `visible_to` and those sharing a workspace with it if that is given."""
     where: list[sql.Composable] = [sql.SQL("TRUE")]
     params: list[Any] = []
+    if visible_to is not None:
+        where.append(_VISIBLE)
+        params.extend((visible_to, visible_to))
     source = sql.SQL("public.users u")
     if workspace_id is not None:
         source = sql.SQL("public.users u JOIN public.memberships m ON m.user_id = u.user_id")
@@ -74,6 +90,13 @@ async def list_users(
         source, sql.SQL(" AND ").join(where)
     )
     return await _all(conn, query, (*params, limit))
+
+
+_VISIBLE = sql.SQL(
+    "(u.user_id = %s OR EXISTS (SELECT 1 FROM public.memberships mine"
+    " JOIN public.memberships theirs ON theirs.workspace_id = mine.workspace_id"
+    " WHERE mine.user_id = %s AND theirs.user_id = u.user_id))"
+)
 
 
 async def get_workspace(conn: AsyncConnection[Any], workspace_id: str) -> JsonDict | None:

@@ -19,6 +19,7 @@ from schemas.registry import SchemaRegistry, default_registry
 from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan
 
 MAX_TYPE, MAX_USER_ID, MAX_ID = 100, 200, 128
+INGEST = "analytics:ingest"  # the scope of servers that ingest for many users
 ITEM_FIELDS = ("id", "type", "user_id", "timestamp", "data")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -70,10 +71,13 @@ class TrackingValidator:
         source: str,
         event_id: str,
         received_at: datetime | None = None,
+        only_for: str | None = None,
     ) -> TrackedEvent | list[ItemError]:
         """The item's record, or every error in it. `event_id` is used unless it has an id.
 
         `received_at` defaults to `now`; a resubmitted item keeps its first receipt time.
+        `only_for`, a user id, is a sender who may track that user only: its items' `user_id`
+        defaults to it, and naming anyone else is an error.
         """
         if not isinstance(item, dict):
             return [ItemError("", "must be an object")]
@@ -81,6 +85,9 @@ class TrackingValidator:
         errors += _text(item, "id", MAX_ID, required=False)
         errors += _text(item, "type", MAX_TYPE, required=True)
         errors += _text(item, "user_id", MAX_USER_ID, required=False)
+        user_id = item.get("user_id") or only_for
+        if only_for is not None and user_id != only_for:
+            errors.append(ItemError("/user_id", f"naming another user needs the scope {INGEST}"))
         timestamp, timestamp_errors = self._timestamp(item.get("timestamp"), now)
         errors += timestamp_errors
         schema, data, data_errors = self._data(item)
@@ -90,7 +97,7 @@ class TrackingValidator:
         record = {
             "event_id": item.get("id") or event_id,
             "type": item["type"],
-            "user_id": item.get("user_id"),
+            "user_id": user_id,
             "timestamp": timestamp,
             "received_at": received_at or now,
             "source": source,

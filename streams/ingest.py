@@ -82,12 +82,17 @@ class Ingestor:
         self.validator = TrackingValidator(plan, codec.registry)
         self.clock, self.new_id = clock, new_id
 
-    async def ingest(self, items: Sequence[Any], source: str) -> IngestResult:
-        """Check every item, then write both outcomes; returns once Kafka acked all of it."""
+    async def ingest(
+        self, items: Sequence[Any], source: str, only_for: str | None = None
+    ) -> IngestResult:
+        """Check every item, then write both outcomes; returns once Kafka acked all of it.
+
+        `only_for`: the sender may track this user only (see TrackingValidator.validate).
+        """
         if len(items) > IN_THREAD_ABOVE:
-            prepared = await asyncio.to_thread(self._prepare, items, source)
+            prepared = await asyncio.to_thread(self._prepare, items, source, only_for)
         else:
-            prepared = self._prepare(items, source)
+            prepared = self._prepare(items, source, only_for)
         await self._send(prepared.accepted, prepared.rejected_messages)
         return IngestResult(len(prepared.accepted), prepared.rejected, prepared.event_ids)
 
@@ -119,11 +124,13 @@ class Ingestor:
         encoded = self._encoded(checked)
         return (checked.key, encoded) if isinstance(encoded, bytes) else None
 
-    def _prepare(self, items: Sequence[Any], source: str) -> _Prepared:
+    def _prepare(self, items: Sequence[Any], source: str, only_for: str | None) -> _Prepared:
         now = self.clock()
         prepared = _Prepared([], [], [], [])
         for index, item in enumerate(items):
-            checked = self.validator.validate(item, now=now, source=source, event_id=self.new_id())
+            checked = self.validator.validate(
+                item, now=now, source=source, event_id=self.new_id(), only_for=only_for
+            )
             encoded = self._encoded(checked) if isinstance(checked, TrackedEvent) else checked
             if isinstance(encoded, bytes) and isinstance(checked, TrackedEvent):
                 prepared.accepted.append((checked.key, encoded))

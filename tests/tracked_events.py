@@ -103,7 +103,7 @@ def ingest_over_http(settings: Settings, records: Iterator[dict[str, Any]], batc
     from stack import api_client
 
     sent, items = 0, []
-    with api_client(settings, "load", ["analytics:write"]) as api:
+    with api_client(settings, "load", ["analytics:write", "analytics:ingest"]) as api:
         for record in records:
             items.append(as_item(record))
             if len(items) == batch:

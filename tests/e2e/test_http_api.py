@@ -14,7 +14,7 @@ import jwt
 import pytest
 from stack import prepared, running
 
-from gateway.auth import TokenVerifier
+from gateway.auth import DEFAULT_SCOPES, TokenVerifier
 from infra.settings import Settings
 
 WAIT = {"Prefer": "wait=15"}
@@ -30,10 +30,8 @@ def stack(module_settings: Settings) -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 def api(stack: Settings) -> Iterator[httpx.Client]:
     verifier = TokenVerifier(stack.resolved_jwt_secret(), stack.jwt_issuer, stack.jwt_audience)
-    token = verifier.issue(
-        "alice",
-        ["users:read", "users:write", "workspaces:read", "workspaces:write", "commands:read"],
-    )
+    # An operator: it registers and manages many users (cross-user rules: test_access.py).
+    token = verifier.issue("alice", [*DEFAULT_SCOPES, "users:admin", "workspaces:admin"])
     with httpx.Client(
         base_url=f"http://127.0.0.1:{stack.gateway_port}",
         headers={"Authorization": f"Bearer {token}"},
@@ -163,7 +161,7 @@ def test_tokens(api: httpx.Client, stack: Settings) -> None:
     claims = {"sub": "a", "iss": stack.jwt_issuer, "aud": stack.jwt_audience, "exp": now + 60}
     secret = stack.resolved_jwt_secret()
     cases = {
-        "expired-token": jwt.encode({**claims, "exp": now - 10}, secret, "HS256"),
+        "expired-token": jwt.encode({**claims, "exp": now - 60}, secret, "HS256"),
         "invalid-token": jwt.encode({**claims, "aud": "someone-else"}, secret, "HS256"),
     }
     for code, token in cases.items():
@@ -203,10 +201,17 @@ def test_every_metrics_endpoint_passes_promtool(api: httpx.Client, stack: Settin
     assert "nexus_commands_total" in httpx.get(f"http://127.0.0.1:{ports[1]}/metrics").text
 
 
-def test_a_body_just_under_the_limit_is_stored_and_decided(api: httpx.Client) -> None:
+def test_the_largest_command_the_schema_allows_is_stored_and_decided(api: httpx.Client) -> None:
     user_id = new_user(api)["aggregate_id"]
-    address = "x" * (1024 * 1024 - 200)
-    body = {"channels": [{"channel": "push", "address": address}]}
+    url = "https://example.com/" + "x" * (2048 - 20)
+    body = {"channels": [{"channel": "push", "address": "x" * 2048}]}
+    body["channels"] += [{"channel": c, "address": url} for c in ("webhook", "slack", "discord")]
     response = api.put(f"/api/v1/users/{user_id}/preferences", json=body, headers=WAIT)
     assert response.status_code == 200, response.text[:300]
     assert response.json()["version"] == 2
+    body["channels"][0]["address"] += "x"
+    response = api.put(f"/api/v1/users/{user_id}/preferences", json=body, headers=WAIT)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"pointer": "/channels/0/address", "detail": "must be at most 2048 characters"}
+    ]

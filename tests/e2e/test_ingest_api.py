@@ -26,7 +26,7 @@ from schemas.codec import AvroCodec
 from streams.kafka_config import consumer_config
 from streams.reading import read_to_end
 
-WRITE = ["analytics:write"]
+WRITE = ["analytics:write", "analytics:ingest"]  # a server, ingesting for many users
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
@@ -265,6 +265,25 @@ def test_media_types_and_empty_batches(api: httpx.Client) -> None:
     empty_lines = api.post("/api/v1/ingest/batch", content=b"\n \n", headers=NDJSON)
     assert_problem(empty_lines, 422, "empty-batch")
     assert_problem(api.post("/api/v1/ingest/batch", json=page_view("u")), 422, "invalid-body")
+
+
+def test_a_user_token_tracks_its_own_user_only(gateway: Settings) -> None:
+    subject = f"user-{uuid.uuid4().hex[:12]}"
+    with api_client(gateway, subject, ["analytics:write"]) as client:
+        mine = client.post("/api/v1/ingest/batch", json=[page_view(None), page_view(subject)])
+        assert mine.status_code == 202, mine.text
+        theirs = client.post("/api/v1/ingest/event", json=page_view("alice"))
+    assert_problem(theirs, 422, "invalid-events")
+    assert theirs.json()["errors"] == [
+        {"index": 0, "pointer": "/user_id", "detail": "naming another user needs the scope"
+         " analytics:ingest"}
+    ]  # fmt: skip
+    stored = messages(gateway, "analytics", subject)
+    assert [(key, record["user_id"]) for _, key, record in stored] == [
+        (subject.encode(), subject)
+    ] * 2
+    [(_, _, refused)] = messages(gateway, "analytics-rejected", subject)
+    assert "alice" in refused["payload"]
 
 
 def test_ingesting_needs_a_token_with_analytics_write(gateway: Settings) -> None:

@@ -28,7 +28,14 @@ from sagas.rendering import load_sample
 
 WAIT = {"Prefer": "wait=15"}
 SERVICES = ("command-processor", "projector", "gateway", "notifier")
-SCOPES = ["users:read", "users:write", "notifications:send", "notifications:read", "sagas:read"]
+SCOPES = [
+    "users:read",
+    "users:write",
+    "users:admin",
+    "notifications:send",
+    "notifications:read",
+    "sagas:read",
+]
 
 
 @dataclass

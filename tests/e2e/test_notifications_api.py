@@ -68,7 +68,7 @@ class Client:
         return {"Authorization": f"Bearer {self.verifier.issue(subject, scopes)}"}
 
     def new_user(self) -> str:
-        admin = self.as_("admin", ["users:write", "users:read"])
+        admin = self.as_("admin", ["users:write", "users:read", "users:admin"])
         body = {"email": f"{uuid.uuid4().hex[:8]}@example.com", "name": "Ann"}
         created = self.http.post("/api/v1/users", json=body, headers={**admin, "Prefer": "wait=15"})
         assert created.status_code == 201, created.text

@@ -63,6 +63,7 @@ def command(
         "issued_at": datetime.now(UTC),
         "correlation_id": f"corr-{n}",
         "actor": "test",
+        "actor_scopes": ["users:admin", "workspaces:admin"],
         "data": data,
         **extra,
     }

@@ -76,7 +76,10 @@ async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) 
         settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
     )
     headers = {
-        "Authorization": "Bearer " + token.issue("fault", ["users:write", "workspaces:write"])
+        "Authorization": "Bearer "
+        + token.issue(
+            "fault", ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
+        )
     }
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{settings.gateway_port}",

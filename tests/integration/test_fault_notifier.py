@@ -39,7 +39,7 @@ def create_users(settings: Settings, url: str) -> list[str]:
     verifier = TokenVerifier(
         settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
     )
-    token = verifier.issue("ops", ["users:read", "users:write"])
+    token = verifier.issue("ops", ["users:read", "users:write", "users:admin"])
     headers = {"Authorization": f"Bearer {token}", "Prefer": "wait=15"}
     users, last = [], ""
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as api:

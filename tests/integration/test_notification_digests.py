@@ -89,7 +89,7 @@ def run_digest(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     settings = services["notifier"].settings
     log, port = sink
-    with api_client(settings, "ops", ["users:read", "users:write"]) as api:
+    with api_client(settings, "ops", ["users:read", "users:write", "users:admin"]) as api:
         user_id = webhook_user(api, f"http://127.0.0.1:{port}{path}")
     members = [activity(user_id, actor) for actor in ACTORS]
     submit_early_in_a_window(settings, members)

@@ -51,7 +51,7 @@ def stack(services: dict[str, ServiceProcess]) -> Settings:
 
 @pytest.fixture(scope="module")
 def api(stack: Settings) -> Iterator[httpx.Client]:
-    with api_client(stack, "ops", ["users:read", "users:write"]) as client:
+    with api_client(stack, "ops", ["users:read", "users:write", "users:admin"]) as client:
         yield client
 
 

@@ -76,7 +76,7 @@ def test_a_key_repeated_after_the_horizon_is_not_sent_again(
 ) -> None:
     log, port = sink
     url = f"http://127.0.0.1:{port}/horizon"
-    scopes = ["users:read", "users:write", "notifications:read", "sagas:read"]
+    scopes = ["users:read", "users:write", "users:admin", "notifications:read", "sagas:read"]
     with api_client(stack, "ops", scopes) as api:
         user_id = webhook_user(api, url)
         old_id = notification_id_for("billing", user_id, "old-key")

@@ -73,6 +73,7 @@ def send_commands(settings: Settings, commands: list[tuple[str, str, dict[str, A
             "issued_at": datetime.now(UTC),
             "correlation_id": str(uuid.uuid4()),
             "actor": "test",
+            "actor_scopes": ["users:admin", "workspaces:admin"],
             "data": data,
         }
         producer.produce(settings.topic("commands"), codec.encode(type_, record), key=aggregate_id)

@@ -59,7 +59,7 @@ def _claims(**over: object) -> dict[str, object]:
 BAD_HEADERS: dict[str, tuple[Callable[[], str | None], str]] = {
     "none": (lambda: None, "missing-token"),
     "basic": (lambda: "Basic abc", "missing-token"),
-    "expired": (lambda: _bearer(_claims(exp=int(time.time()) - 5)), "expired-token"),
+    "expired": (lambda: _bearer(_claims(exp=int(time.time()) - 60)), "expired-token"),
     "wrong-audience": (lambda: _bearer(_claims(aud="other")), "invalid-token"),
     "wrong-issuer": (lambda: _bearer(_claims(iss="evil")), "invalid-token"),
     "wrong-key": (

@@ -1,0 +1,294 @@
+"""Rate limits on every `/api/v1` route, charged per caller and route class.
+
+The caller is the token's subject, or the client address for a request without a valid
+token. The classes, policies and header fields are data in gateway/rate_policies.py.
+One ASGI middleware, RateLimits, charges each request one unit before its endpoint runs, and
+adds `RateLimit-Policy` to the answer; over budget it answers 429 problem+json with
+`Retry-After` and `RateLimit` (what is left, and when the window ends) itself. An ingest
+batch then costs one unit per event (`charge_total`, called once its events are counted).
+
+Concurrency caps bound what a caller holds open at once in one gateway process: SSE streams
+(held by the middleware while the response lasts) and `?after=` waits (`concurrent`).
+Budgets live in `limits` storage (NEXUS_RATE_LIMIT_STORAGE), shared by gateways that share it;
+if that storage fails, requests pass: limits protect the service, they must not stop it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+
+import jwt
+import structlog
+from limits.aio import strategies
+from limits.aio.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import StorageTypes, storage_from_string
+from prometheus_client import Counter
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth import TokenVerifier
+from gateway.problems import Problem, problem_response
+from gateway.rate_policies import (
+    AFTER_WAITS,
+    ANONYMOUS,
+    API_PREFIX,
+    OPEN_STREAMS,
+    ROUTES,
+    Policy,
+    RouteRule,
+    concurrency_policy_field,
+    limit_field,
+    policies,
+)
+from infra.settings import Settings
+
+log = structlog.get_logger()
+REFUSED = Counter("nexus_http_rate_limited_total", "Requests answered 429", ["policy"])
+STRATEGY_TYPES: dict[str, type[strategies.RateLimiter]] = {
+    "fixed-window": strategies.FixedWindowRateLimiter,
+    "moving-window": strategies.MovingWindowRateLimiter,
+    "sliding-window-counter": strategies.SlidingWindowCounterRateLimiter,
+}
+SWEEP_EVERY_S = 1.0
+
+
+def too_many(code: str, policy: str, detail: str, headers: dict[str, str]) -> Problem:
+    """A 429, naming the policy as the draft's quota-exceeded problem type does."""
+    REFUSED.labels(policy).inc()
+    problem = Problem(429, code, detail, headers=headers)
+    problem.extra["violated-policies"] = [policy]
+    return problem
+
+
+class ConcurrencyCap:
+    """At most `most` held at once per caller, counted in this process."""
+
+    def __init__(self, name: str, most: int, retry_after_s: int) -> None:
+        self.name, self.most, self.retry_after_s = name, most, retry_after_s
+        self.held: dict[str, int] = {}
+
+    def acquire(self, key: str) -> None:
+        held = self.held.get(key, 0)
+        if held >= self.most:
+            raise too_many(
+                "too-many-concurrent",
+                self.name,
+                f"at most {self.most} {self.name} at once per caller",
+                {
+                    "Retry-After": str(self.retry_after_s),
+                    "RateLimit-Policy": concurrency_policy_field(self.name, self.most),
+                    "RateLimit": limit_field(self.name, 0),
+                },
+            )
+        self.held[key] = held + 1
+
+    def release(self, key: str) -> None:
+        left = self.held[key] - 1
+        if left:
+            self.held[key] = left
+        else:
+            del self.held[key]
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        self.acquire(key)
+        try:
+            yield
+        finally:
+            self.release(key)
+
+
+@dataclass
+class Admission:
+    """A request's caller, policy and cap, and what its budget had left once refused."""
+
+    key: str  # "sub:<subject>" or "addr:<client address>"
+    policy: Policy
+    cap: ConcurrencyCap | None
+    remaining: int | None = None  # known after a refusal only
+    reset_in: int = 0
+
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        fields = [(b"ratelimit-policy", self.policy.field.encode())]
+        if self.remaining is not None:
+            limit = limit_field(self.policy.name, self.remaining, self.reset_in)
+            fields.append((b"ratelimit", limit.encode()))
+        return fields
+
+    def refusal(self) -> Problem:
+        name, window = self.policy.name, self.policy.window_s
+        detail = f"over the {name} limit of {self.policy.item.amount} per {window} s"
+        retry = str(max(self.reset_in, 1))  # never before the window's end (the draft's rule)
+        return too_many("rate-limited", name, detail, {"Retry-After": retry})
+
+
+class TokenSubjects:
+    """Subjects of tokens the verifier accepted, remembered until each token's `exp`, so a
+    request's budget is found without verifying its JWT a second time. It only picks the
+    budget: the endpoint still verifies the token before granting anything."""
+
+    def __init__(self, verifier: TokenVerifier, size: int = 4096) -> None:
+        self.verifier, self.size = verifier, size
+        self.known: dict[str, tuple[str, float]] = {}
+
+    def subject(self, authorization: str | None) -> str | None:
+        if not authorization:
+            return None
+        if (known := self.known.get(authorization)) is not None:
+            if known[1] > time.time():
+                return known[0]
+            del self.known[authorization]
+        try:
+            principal = self.verifier.principal(authorization)
+        except Problem:
+            return None
+        # Verified just above: reading `exp` needs no second signature check.
+        claims = jwt.decode(
+            authorization.partition(" ")[2].strip(), options={"verify_signature": False}
+        )
+        if len(self.known) >= self.size:
+            del self.known[next(iter(self.known))]  # the oldest entry
+        self.known[authorization] = (principal.subject, float(claims["exp"]))
+        return principal.subject
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' memory storage, dropping expired keys at most once every SWEEP_EVERY_S.
+
+    Its own sweep starts again after nearly every hit and walks every key: about 0.5 ms per
+    request with 10,000 callers in a window. Counting stays exact without it, as reads
+    drop an expired key (and a moving window skips expired entries) themselves."""
+
+    next_sweep = 0.0
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:  # the private hook it calls
+        if (now := time.monotonic()) >= self.next_sweep:
+            self.next_sweep = now + SWEEP_EVERY_S
+            await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
+
+
+def storage(uri: str) -> StorageTypes:
+    """The storage of a `limits` URI, async; memory:// is SweptMemoryStorage."""
+    uri = uri.removeprefix("async+")
+    if uri.startswith("memory://"):
+        return SweptMemoryStorage()
+    return storage_from_string(f"async+{uri}", wrap_exceptions=True)
+
+
+class RateLimiter:
+    """The budgets, caps and token subjects of one gateway process."""
+
+    def __init__(self, settings: Settings, verifier: TokenVerifier) -> None:
+        self.enabled = settings.rate_limit_enabled
+        self.policies = policies(settings)
+        # Fixed windows by default: a counter per caller, where a moving window of the memory
+        # storage keeps one timestamp per unit (10,000 for one full ingest batch).
+        strategy = STRATEGY_TYPES[settings.rate_limit_strategy]
+        self.strategy = strategy(storage(settings.rate_limit_storage))
+        self.subjects = TokenSubjects(verifier)
+        wait_s = math.ceil(settings.read_your_writes_timeout_s)
+        self.caps = {
+            AFTER_WAITS: ConcurrencyCap(AFTER_WAITS, settings.rate_limit_after_waits, wait_s),
+            OPEN_STREAMS: ConcurrencyCap(OPEN_STREAMS, settings.rate_limit_open_streams, 5),
+        }
+
+    def admission(self, scope: Scope, rule: RouteRule) -> Admission:
+        cap = self.caps[rule.holds] if rule.holds else None
+        if (subject := self.subjects.subject(_credentials(scope, rule))) is not None:
+            policy, key = self.policies[rule.route_class], f"sub:{subject}"
+        else:
+            client = scope.get("client")
+            policy, key = self.policies[ANONYMOUS], f"addr:{client[0] if client else '-'}"
+        return Admission(key, policy, cap)
+
+    async def charge(self, admission: Admission, cost: int) -> None:
+        """Takes `cost` units from the caller's budget; Problem 429 if it does not have them."""
+        policy = admission.policy
+        limit = (policy.item, policy.name, admission.key)
+        try:
+            # A fixed window counts refused hits too: harmless for one unit (its window ends
+            # when it would anyway), but a refused batch must not spend events it never sent.
+            fits = cost == 1 or await self.strategy.test(*limit, cost=cost)
+            if fits and await self.strategy.hit(*limit, cost=cost):
+                return
+            # Only a refusal reads the window back: it would cost every request a third of
+            # the limiter's time, for a RateLimit field that RateLimit-Policy mostly tells.
+            stats = await self.strategy.get_window_stats(*limit)
+        except StorageError as exc:
+            log.warning("rate_limit_storage_failed", error=str(exc))
+            return
+        admission.remaining = max(stats.remaining, 0)
+        admission.reset_in = max(math.ceil(stats.reset_time - time.time()), 0)
+        raise admission.refusal()
+
+    async def charge_total(self, request: Request, cost: int) -> None:
+        """Charges the rest of a request costing `cost` units in all (an ingest batch: one per
+        event), RateLimits having charged one; 413 if the whole limit is less than `cost`."""
+        admission: Admission | None = getattr(request.state, "rate_limit", None)
+        if admission is None:  # limits are off
+            return
+        if cost > (most := admission.policy.item.amount):
+            detail = f"this request costs {cost}; the {admission.policy.name} limit is {most}"
+            raise Problem(413, "over-rate-limit", detail, limit=most)
+        if cost > 1:
+            await self.charge(admission, cost - 1)
+
+    def concurrent(self, request: Request, cap: str) -> AbstractContextManager[None]:
+        """Holds one of the caller's `cap` while in the block; Problem 429 if all are held."""
+        admission: Admission | None = getattr(request.state, "rate_limit", None)
+        return nullcontext() if admission is None else self.caps[cap].hold(admission.key)
+
+
+def _credentials(scope: Scope, rule: RouteRule) -> str | None:
+    """The Authorization value the route's endpoint will verify."""
+    if rule.query_token and scope["query_string"]:
+        query = urllib.parse.parse_qs(scope["query_string"].decode("latin-1"))
+        if "access_token" in query:
+            return f"Bearer {query['access_token'][0]}"
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RateLimits:
+    """Pure ASGI middleware: charges each `/api/v1` request before its endpoint runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services = scope.get("state", {}).get("services")
+        limiter: RateLimiter | None = getattr(services, "rate_limits", None)
+        if scope["type"] != "http" or limiter is None or not limiter.enabled:
+            await self.app(scope, receive, send)
+            return
+        if not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        rule = ROUTES.rule(scope["method"], scope["path"])
+        admission = scope["state"]["rate_limit"] = limiter.admission(scope, rule)
+
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *admission.fields()]
+            await send(message)
+
+        try:
+            await limiter.charge(admission, 1)
+            if admission.cap is not None:
+                admission.cap.acquire(admission.key)
+        except Problem as refused:
+            await problem_response(refused, scope["path"])(scope, receive, send_with_fields)
+            return
+        try:
+            await self.app(scope, receive, send_with_fields)
+        finally:
+            if admission.cap is not None:
+                admission.cap.release(admission.key)
