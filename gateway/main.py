@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import uvicorn
+from starlette.applications import Starlette
 
 from gateway.app import create_app
-from infra.logging import configure_logging
 from infra.settings import Settings
+from streams.runtime import Process, serve
 
 
 def run(settings: Settings) -> None:
-    configure_logging(settings.log_level, "gateway")
+    """Composition root of the gateway process; uvicorn answers /readyz and handles signals."""
+
+    def build(_: ExitStack) -> Process:
+        app = create_app(settings)
+        return Process(lambda: True, lambda _stop: _serve(app, settings))
+
+    # It must start, and answer 503, while Kafka is away: topics are the processors' business.
+    serve("gateway", settings, build, health_port=None, creates_topics=False)
+
+
+def _serve(app: Starlette, settings: Settings) -> None:
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_config=None,

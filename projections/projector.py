@@ -5,24 +5,22 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from datetime import datetime
 from types import TracebackType
 
 import psycopg
 import structlog
 
-from infra.logging import configure_logging
 from infra.settings import Settings
 from projections.catalog import PROJECTOR_PROJECTIONS, projection
 from projections.migrations import migrate
 from projections.runner import ProjectionRunner
 from schemas.codec import AvroCodec
 from streams.deadletter import utcnow
-from streams.health import HealthServer
-from streams.topics import ensure_topics
+from streams.runtime import Process, serve
 
 log = structlog.get_logger()
 
@@ -100,15 +98,14 @@ def _postgres_answers(database_url: str) -> bool:
 
 def run(settings: Settings) -> None:
     """Composition root of the projector process; SIGTERM or SIGINT stop it cleanly."""
-    configure_logging(settings.log_level, "projector")
-    ensure_topics(settings)
-    projector = Projector(settings).start()
-    health = HealthServer("127.0.0.1", settings.projector_health_port, projector.ready).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info("projector_started", projections=list(projector.names))
-    stop.wait()
-    projector.stop()
-    health.stop()
-    log.info("projector_stopped")
+
+    def build(resources: ExitStack) -> Process:
+        projector = resources.enter_context(Projector(settings))  # started on entry
+        log.info("projections", names=list(projector.names))
+        return Process(projector.ready, _wait_for_stop)
+
+    serve("projector", settings, build, health_port=settings.projector_health_port)
+
+
+def _wait_for_stop(stop: threading.Event) -> None:
+    stop.wait()  # the runner threads do the work

@@ -6,24 +6,23 @@ instead of waiting for the dead member's session to expire.
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import datetime
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from infra.logging import configure_logging
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.deadletter import utcnow
-from streams.health import HealthServer
 from streams.kafka_config import consumer_config
 from streams.partition_writer import PartitionWriter
 from streams.polling import poll_batch
-from streams.topics import Topics, ensure_topics
+from streams.runtime import Process, serve
+from streams.topics import Topics
 
 log = structlog.get_logger()
 
@@ -113,16 +112,9 @@ class CommandProcessor:
 
 def run(settings: Settings) -> None:
     """Composition root of the command-processor process."""
-    configure_logging(settings.log_level, "command-processor")
-    ensure_topics(settings)
-    processor = CommandProcessor(settings)
-    health = HealthServer(
-        "127.0.0.1", settings.command_processor_health_port, processor.ready.is_set
-    )
-    health.start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    log.info("command_processor_started", commands=processor.topics.commands)
-    processor.run(stop)
-    health.stop()
+
+    def build(_: ExitStack) -> Process:
+        processor = CommandProcessor(settings)
+        return Process(processor.ready.is_set, processor.run)
+
+    serve("command-processor", settings, build, health_port=settings.command_processor_health_port)

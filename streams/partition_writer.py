@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -20,12 +19,12 @@ from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.command_handling import AggregateStates, Decision, decide_command, internal_error
 from streams.deadletter import dead_letter
-from streams.kafka_config import consumer_config, transactional_producer_config
+from streams.kafka_config import consumer_config
 from streams.reading import read_to_end
 from streams.topics import Topics
+from streams.transactions import TransactionalProducer
 
 log = structlog.get_logger()
-T = TypeVar("T")
 COMMANDS = Counter("nexus_commands_total", "Commands decided", ["status"])
 BATCH_SECONDS = Histogram("nexus_command_batch_seconds", "One partition batch transaction")
 REBUILD_EVENTS = Counter("nexus_rebuild_events_total", "Events folded while rebuilding state")
@@ -46,10 +45,11 @@ class PartitionWriter:
         self.states = AggregateStates()
         self._delivery_errors: list[KafkaError] = []
         transactional_id = f"{settings.topic_prefix}.command-processor.{partition}"
-        self.producer = Producer(transactional_producer_config(settings, transactional_id))
+        self.transaction = TransactionalProducer(settings, transactional_id)
+        self.producer = self.transaction.producer
 
     def open(self) -> None:
-        self.producer.init_transactions(30)
+        self.transaction.open()
         self.states = rebuild_states(self.settings, self.topics.events, self.partition, self.codec)
 
     def close(self) -> None:
@@ -57,27 +57,25 @@ class PartitionWriter:
 
     def process(self, batch: list[Message], consumer: Consumer) -> None:
         started = time.perf_counter()
-        self.producer.begin_transaction()
-        self._delivery_errors.clear()
-        try:
-            staged = self.states.overlay()
-            decisions = [d for m in batch if (d := self._decide(m, staged)) is not None]
+        staged = self.states.overlay()
+        decisions: list[Decision] = []
+
+        def write(_: Producer) -> None:
+            self._delivery_errors.clear()
+            decisions.extend(d for m in batch if (d := self._decide(m, staged)) is not None)
             self._flush_events(decisions)
             for decision in decisions:
-                self._produce(
-                    self.topics.outcomes,
-                    decision.command["command_id"],
-                    self.codec.encode("command.outcome", decision.outcome),
-                )
-            next_offset = TopicPartition(
-                self.topics.commands, self.partition, batch[-1].offset() + 1
-            )
-            self.producer.send_offsets_to_transaction(
-                [next_offset], consumer.consumer_group_metadata()
-            )
-            self.producer.commit_transaction()
+                outcome = self.codec.encode("command.outcome", decision.outcome)
+                self._produce(self.topics.outcomes, decision.command["command_id"], outcome)
+
+        next_offset = TopicPartition(self.topics.commands, self.partition, batch[-1].offset() + 1)
+        try:
+            self.transaction.commit(write, consumer, [next_offset])
         except KafkaException as exc:
-            self._recover(exc, consumer)
+            log.error("command_batch_failed", partition=self.partition, error=str(exc.args[0]))
+            self._delivery_errors.clear()
+            own = TopicPartition(self.topics.commands, self.partition)
+            self.transaction.abort(exc, consumer, [own])
             return
         self.states.merge(staged)
         for decision in decisions:
@@ -137,34 +135,6 @@ class PartitionWriter:
             raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "events not delivered"))
         if self._delivery_errors:
             raise KafkaException(self._delivery_errors[0])
-
-    def _recover(self, exc: KafkaException, consumer: Consumer) -> None:
-        """Abort and rewind to the committed offset; a fenced or fatal producer must exit.
-
-        While the broker is away, abort and the offset lookup are retried rather than
-        ending the process: the batch is simply decided again once it is back.
-        """
-        err = exc.args[0]
-        log.error("command_batch_failed", partition=self.partition, error=str(err))
-        if err.fatal():
-            raise exc
-        until_done(lambda: self.producer.abort_transaction(30))
-        self._delivery_errors.clear()
-        tp = TopicPartition(self.topics.commands, self.partition)
-        committed = until_done(lambda: consumer.committed([tp], 30))
-        offset = committed[0].offset if committed[0].offset >= 0 else 0
-        consumer.seek(TopicPartition(self.topics.commands, self.partition, offset))
-
-
-def until_done(call: Callable[[], T]) -> T:
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            if exc.args[0].fatal():
-                raise
-            log.warning("kafka_retry", error=str(exc.args[0]))
-            time.sleep(1.0)
 
 
 def rebuild_states(

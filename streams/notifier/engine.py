@@ -10,7 +10,9 @@ keep. The worker writes the events before it acts on anything else in the step.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import assert_never
 
 import structlog
@@ -103,6 +105,30 @@ class SagaEngine:
             else:
                 self._apply(work, now, step, queue)
         return step
+
+    @property
+    def owned(self) -> Mapping[str, Saga]:
+        """The sagas held in memory, read-only: changed only through the methods here."""
+        return MappingProxyType(self.sagas)
+
+    def adopt(self, sagas: Mapping[str, Saga]) -> None:
+        """Take over sagas rebuilt from the log for a newly assigned partition."""
+        self.sagas.update(sagas)
+
+    def finish(self, saga_id: str) -> Saga:
+        """A saga reached a terminal status: its rendered contents are no longer needed."""
+        saga = self.sagas[saga_id]
+        self.contents.forget([c.content_ref for c in saga.state.contents])
+        return saga
+
+    def render(self, command: RenderNotification) -> NotificationCommand:
+        return self.contents.render(command)
+
+    def release(self, partitions: set[int]) -> None:
+        """Forget the sagas and parked attempts of partitions this worker lost."""
+        for saga_id in [s for s, saga in self.sagas.items() if saga.partition in partitions]:
+            del self.sagas[saga_id]
+        self.circuits.forget(lambda work: work.partition not in partitions)
 
     def evict(self, started_before: int) -> int:
         """Forget finished sagas that started before the horizon, as a rebuild would."""

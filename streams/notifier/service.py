@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-import signal
-import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime
 
 import structlog
@@ -13,7 +12,6 @@ from confluent_kafka import Message
 from psycopg_pool import ConnectionPool
 
 from infra.delivery_settings import delivery_config
-from infra.logging import configure_logging
 from infra.settings import Settings
 from sagas.circuit.breaker import CircuitConfig
 from sagas.delivery.apprise_notifier import AppriseNotifier
@@ -26,13 +24,12 @@ from sagas.rendering import TemplateRenderer
 from sagas.template_platform import PlatformContext
 from schemas.codec import AvroCodec
 from streams.deadletter import utcnow
-from streams.health import HealthServer
 from streams.notifier.contents import RenderedContents
 from streams.notifier.deliveries import DeliveryDesk
 from streams.notifier.engine import SagaEngine
 from streams.notifier.requests import Decoded, StartPolicy, decode_requests, without_forgotten
 from streams.notifier.worker import NotificationWorker
-from streams.topics import ensure_topics
+from streams.runtime import Process, serve
 
 log = structlog.get_logger()
 
@@ -77,7 +74,7 @@ def bootstrap(
 
     def read_requests(messages: list[Message], now: int) -> Decoded:
         decoded = decode_requests(messages, codec, recipients, renderer, start, now)
-        return without_forgotten(decoded, engine.sagas, index.known)
+        return without_forgotten(decoded, engine.owned, index.known)
 
     return NotificationWorker(
         settings, engine, desk, read_requests, codec=codec, clock=clock, jitter=jitter
@@ -92,17 +89,12 @@ def template_renderer(settings: Settings) -> TemplateRenderer:
 
 
 def run(settings: Settings) -> None:
-    configure_logging(settings.log_level, "notifier")
-    ensure_topics(settings)
-    with ConnectionPool(settings.resolved_database_url, min_size=1, max_size=4) as pool:
+    def build(resources: ExitStack) -> Process:
+        pool = ConnectionPool(settings.resolved_database_url, min_size=1, max_size=4)
+        resources.enter_context(pool)
         with pool.connection() as conn:
             ensure_ledger(conn)
         worker = bootstrap(settings, pool)
-        health = HealthServer("127.0.0.1", settings.notifier_health_port, worker.ready.is_set)
-        health.start()
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        log.info("notifier_started", requests=worker.topics.notification_requests)
-        worker.run(stop)
-        health.stop()
+        return Process(worker.ready.is_set, worker.run)
+
+    serve("notifier", settings, build, health_port=settings.notifier_health_port)

@@ -18,7 +18,6 @@ from typing import assert_never
 
 import structlog
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaException,
     Message,
@@ -40,7 +39,7 @@ from sagas.notification.request import DigestItemSubmitted
 from sagas.notification.resume import resume
 from schemas.codec import AvroCodec
 from streams.deadletter import dead_letter
-from streams.kafka_config import consumer_config, transactional_producer_config
+from streams.kafka_config import consumer_config
 from streams.notifier import metrics
 from streams.notifier.deliveries import DeliveryDesk, Finished
 from streams.notifier.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
@@ -48,9 +47,9 @@ from streams.notifier.rebuild import load_partition
 from streams.notifier.records import circuit_record, digest_item_record, saga_record
 from streams.notifier.requests import Decoded
 from streams.notifier.timers import TimerQueue
-from streams.partition_writer import until_done
 from streams.polling import poll_batch
 from streams.topics import Topics
+from streams.transactions import TransactionalProducer
 
 log = structlog.get_logger()
 CONSUMER_NAME = "notifier"
@@ -97,11 +96,10 @@ class NotificationWorker:
                 },
             )
         )
-        transactional_id = f"{group}.{settings.instance_id}"
-        self.producer = Producer(transactional_producer_config(settings, transactional_id))
+        self.transaction = TransactionalProducer(settings, f"{group}.{settings.instance_id}")
 
     def run(self, stop: threading.Event) -> None:
-        self.producer.init_transactions(30)  # fences our previous incarnation, aborts its txn
+        self.transaction.open()  # fences our previous incarnation, aborts its transaction
         self.consumer.subscribe(
             [self.topics.notification_requests],
             on_assign=self._assigned,
@@ -140,7 +138,7 @@ class NotificationWorker:
         self._evict(now)
         # Attempts started in earlier steps are in the log: refill the freed senders now,
         # rather than leave them idle while this step commits.
-        self.desk.pump(self.engine.sagas)
+        self.desk.pump(self.engine.owned)
         if not works and not messages:
             self._dispatch([])
             return
@@ -158,10 +156,16 @@ class NotificationWorker:
         self._dispatch(step.deliveries)
 
     def _commit(self, step: Step, decoded: Decoded, moment: datetime) -> None:
-        self.producer.begin_transaction()
+        self.transaction.commit(
+            lambda producer: self._write(producer, step, decoded, moment),
+            self.consumer,
+            self._positions(),
+        )
+
+    def _write(self, producer: Producer, step: Step, decoded: Decoded, moment: datetime) -> None:
         for out in step.events:
             payload = self.codec.encode(out.event.TYPE, saga_record(out, moment), check=False)
-            self.producer.produce(
+            producer.produce(
                 self.topics.notifications, payload, key=out.saga_id, partition=out.partition
             )
         for forward in step.forwards:
@@ -169,14 +173,14 @@ class NotificationWorker:
                 forward.digest_id, forward.user_id, forward.window_end, forward.item
             )
             payload = self.codec.encode(item.TYPE, digest_item_record(item, moment))
-            self.producer.produce(self.topics.notification_requests, payload, key=forward.digest_id)
+            producer.produce(self.topics.notification_requests, payload, key=forward.digest_id)
         for channel, event in step.circuit_events:
             payload = self.codec.encode(event.TYPE, circuit_record(channel, event, moment))
-            self.producer.produce(self.topics.notifications, payload, key=f"channel:{channel}")
+            producer.produce(self.topics.notifications, payload, key=f"channel:{channel}")
         for message, error in decoded.undecodable:
             log.warning("request_dead_lettered", reason=error.reason, offset=message.offset())
             letter = dead_letter(self.codec, message, error, CONSUMER_NAME, moment)
-            self.producer.produce(self.topics.deadletter, letter, partition=message.partition())
+            producer.produce(self.topics.deadletter, letter, partition=message.partition())
         for rejected in step.rejected:
             log.warning(
                 "saga_command_rejected",
@@ -184,26 +188,16 @@ class NotificationWorker:
                 command=type(rejected.work.command).__name__,
                 code=rejected.error.code,
             )
-        self.producer.send_offsets_to_transaction(
-            self._positions(), self.consumer.consumer_group_metadata()
-        )
-        self.producer.commit_transaction()
 
     def _recover(self, exc: KafkaException) -> None:
         """Abort, then rebuild every owned saga from the log and rewind to committed offsets.
 
         The engine's memory ran ahead of the aborted step; the log is the truth.
         """
-        err = exc.args[0]
-        log.error("notifier_step_failed", error=str(err))
-        if err.fatal():
-            raise exc
-        until_done(lambda: self.producer.abort_transaction(30))
+        log.error("notifier_step_failed", error=str(exc.args[0]))
         assignment = self.consumer.assignment()
-        self._revoked(self.consumer, assignment)
-        for tp in until_done(lambda: self.consumer.committed(assignment, 30)):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        self._revoked(self.consumer, assignment)  # memory ran ahead of the aborted step
+        self.transaction.abort(exc, self.consumer, assignment)
         self._assigned(self.consumer, assignment)
 
     def _positions(self) -> list[TopicPartition]:
@@ -213,14 +207,13 @@ class NotificationWorker:
 
     def _finish(self, step: Step) -> None:
         for saga_id in step.finished:
-            saga = self.engine.sagas[saga_id]
+            saga = self.engine.finish(saga_id)
             metrics.SAGAS_FINISHED.labels(status=saga.state.status).inc()
-            self.engine.contents.forget([c.content_ref for c in saga.state.contents])
 
     def _dispatch(self, deliveries: list[DeliverAttempt]) -> None:
         self.desk.dispatch([*self._pending_deliveries, *deliveries])
         self._pending_deliveries = []
-        self.desk.pump(self.engine.sagas)
+        self.desk.pump(self.engine.owned)
         metrics.IN_FLIGHT.set(self.desk.in_flight)
         metrics.WAITING.set(len(self.desk.waiting))
         metrics.TIMERS.set(len(self.timers))
@@ -228,7 +221,7 @@ class NotificationWorker:
     def _outcomes(self, now: int) -> list[Work]:
         works = []
         for finished in self.desk.finished():
-            saga = self.engine.sagas.get(finished.delivery.notification_id)
+            saga = self.engine.owned.get(finished.delivery.notification_id)
             if saga is None:
                 continue  # revoked meanwhile: the ledger has it, the new owner reads it there
             metrics.ATTEMPTS.labels(
@@ -270,7 +263,7 @@ class NotificationWorker:
             fire = FireTimer(timer=timer, fired_at=now)
             if timer.saga_id.startswith(CHANNEL_SAGA_PREFIX):
                 works.append(Work(timer.saga_id, -1, fire))
-            elif (saga := self.engine.sagas.get(timer.saga_id)) is not None:
+            elif (saga := self.engine.owned.get(timer.saga_id)) is not None:
                 works.append(Work(timer.saga_id, saga.partition, fire))
         return works
 
@@ -294,7 +287,7 @@ class NotificationWorker:
             sagas = load_partition(
                 self.settings, self.topics.notifications, tp.partition, self.codec, since
             )
-            self.engine.sagas.update(sagas)
+            self.engine.adopt(sagas)
             for saga_id, saga in sagas.items():
                 self._resume(saga_id, saga)
         log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
@@ -308,7 +301,7 @@ class NotificationWorker:
                 case DeliverAttempt():
                     self._pending_deliveries.append(output)
                 case RenderNotification():
-                    command = self.engine.contents.render(output)
+                    command = self.engine.render(output)
                     self._pending.append(Work(saga_id, saga.partition, command))
                 case StartAttempt():
                     self._pending.append(Work(saga_id, saga.partition, output))
@@ -317,13 +310,11 @@ class NotificationWorker:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {tp.partition for tp in partitions}
-        for saga_id in [s for s, saga in self.engine.sagas.items() if saga.partition in lost]:
-            del self.engine.sagas[saga_id]
-        owned = self.engine.sagas
+        self.engine.release(lost)
+        owned = self.engine.owned
         self.timers.forget(
             lambda t: t.saga_id.startswith(CHANNEL_SAGA_PREFIX) or t.saga_id in owned
         )
-        self.engine.circuits.forget(lambda w: w.partition not in lost)
         self._pending = [w for w in self._pending if w.partition not in lost]
         self._pending_deliveries = [
             d for d in self._pending_deliveries if d.notification_id in owned
