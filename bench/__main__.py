@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analytics, http_accept, latency, notify, publish, replay_rate
+from bench import analytics, authorization, http_accept, latency, notify, publish, replay_rate
 from bench.environment import BenchEnvironment
 from bench.report import Outcome, notes, say, table, write_json
 from infra.settings import PROJECT_ROOT
@@ -27,6 +27,7 @@ from infra.settings import PROJECT_ROOT
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[BenchEnvironment], Outcome]] = {
     http_accept.NAME: http_accept.run,
+    authorization.NAME: authorization.run,
     publish.NAME: publish.run,
     latency.NAME: latency.run,
     replay_rate.NAME: replay_rate.run,
@@ -79,13 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     with BenchEnvironment(RESULTS / "logs") as env:
         outcomes = [run_one(name, env) for name in names]
     seconds = time.perf_counter() - started
-    write_json(RESULTS / "latest.json", outcomes, run_info(names, started_at, seconds))
+    info = run_info(names, started_at, seconds)
+    write_json(RESULTS / "latest.json", outcomes, info)
+    if names == list(BENCHMARKS):  # a full run is kept in git, one file per run
+        write_json(RESULTS / f"{started_at:%Y-%m-%d}-{info['commit']}.json", outcomes, info)
     print(table(outcomes))
     print()
     print(notes(outcomes))
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\ntotal {seconds:.0f} s on {os.cpu_count()} CPUs, load average now {load}")
-    print(f"JSON in {RESULTS / 'latest.json'}, logs in {RESULTS / 'logs'}")
+    print(f"JSON in {RESULTS}, logs in {RESULTS / 'logs'}")
     return 1 if any(o.error for o in outcomes) else 0
 
 
