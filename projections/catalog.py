@@ -26,7 +26,8 @@ PROJECTIONS: dict[str, Projection] = {
 
 
 # Kept live by the analytics worker (Faust), not by the projector; replay handles all.
-STREAM_PROCESSED = frozenset({ANALYTICS_PROJECTION.name})
+# The anomalies come from that worker's own anomaly watch, so it builds their read model too.
+STREAM_PROCESSED = frozenset({ANALYTICS_PROJECTION.name, ANOMALIES_PROJECTION.name})
 PROJECTOR_PROJECTIONS = tuple(name for name in PROJECTIONS if name not in STREAM_PROCESSED)
 
 

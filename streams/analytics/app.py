@@ -1,24 +1,32 @@
-"""The Faust app: one agent folding tracked events into rollups, one timer for anomalies.
+"""The Faust app: an agent per stream-processed projection, one timer for anomalies.
 
-Agents are thin: take a batch, hand it to the sink in a thread (PostgreSQL I/O must not
-block Faust's event loop and its heartbeats), and return; Faust acknowledges the batch's
-offsets only after that, so its commits never run ahead of the sink's checkpoints.
+Each agent consumes its projection's topic (`analytics` for the rollups, `events` for the
+anomalies); all share the app's consumer group. Agents are thin: take a batch, hand it to
+their sink in a thread (PostgreSQL I/O must not block Faust's event loop and its
+heartbeats), and return; Faust acknowledges the batch's offsets only after that, so its
+commits never run ahead of the sink's checkpoints.
+
+Faust reads uncommitted messages unless it runs exactly-once itself. That is harmless here:
+the anomaly watch and the ingestion publish their events outside transactions, and the
+events written in transactions (the command processor's) are of types no projection here
+handles, so a message of an open or aborted transaction only moves a checkpoint.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
 import structlog
+from faust.types import TP
 
 from infra.settings import Settings
 from streams.analytics.messages import TrackedMessage
-from streams.analytics.sink import RollupSink
+from streams.analytics.sink import ProjectionSink
 
 log = structlog.get_logger()
 BATCH = 5_000
@@ -30,10 +38,11 @@ AnomalyCheck = Callable[[datetime], Awaitable[Any]]
 
 def build_app(
     settings: Settings,
-    sink: RollupSink,
+    sinks: Sequence[ProjectionSink],
     ready: threading.Event,
     check_anomalies: AnomalyCheck | None = None,
 ) -> faust.App:
+    """`ready` is set while the latest assignment gives every sink's agent a partition."""
     app = faust.App(
         f"{settings.topic_prefix}.analytics",
         broker=f"kafka://{settings.resolved_kafka_bootstrap}",
@@ -53,28 +62,42 @@ def build_app(
         broker_max_poll_records=BATCH,
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
-    tracked = app.topic(settings.topic("analytics"), key_serializer="raw", value_serializer="raw")
+    for sink in sinks:
+        _fold_into(app, sink)
+    _track_readiness(app, {sink.topic for sink in sinks}, ready)
+    if check_anomalies is not None:
+        _check_on_leader(app, check_anomalies)
+    return app
 
-    @app.agent(tracked, name="rollups")
-    async def rollups(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
+
+def _fold_into(app: faust.App, sink: ProjectionSink) -> None:
+    """An agent that applies its topic's messages to `sink`, a batch at a time."""
+    topic = app.topic(sink.topic, key_serializer="raw", value_serializer="raw")
+
+    async def fold(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             batch = [TrackedMessage.of(event.message) for event in events]
             await asyncio.to_thread(sink.apply, batch)
 
-    async def assigned(*_: Any, **__: Any) -> None:
-        ready.set()
+    fold.__qualname__ = f"fold_{sink.name}"  # Faust's logs label an agent by its function
+    app.agent(topic, name=sink.name)(fold)
+
+
+def _track_readiness(app: faust.App, topics: set[str], ready: threading.Event) -> None:
+    async def assigned(_sender: Any, assigned: set[TP], **_: Any) -> None:
+        if topics <= {tp.topic for tp in assigned}:
+            ready.set()
+        else:  # more workers than partitions: this one has nothing to do for some agent
+            ready.clear()
 
     cast(Any, app.on_partitions_assigned).connect(assigned)  # its stubs reject coroutines
 
-    if check_anomalies is not None:
-        check = check_anomalies
 
-        async def anomalies() -> None:
-            try:
-                await check(datetime.now(UTC))
-            except Exception:  # one failed check must not stop the worker; the next retries
-                log.exception("anomaly_check_failed")
+def _check_on_leader(app: faust.App, check: AnomalyCheck) -> None:
+    async def anomalies() -> None:
+        try:
+            await check(datetime.now(UTC))
+        except Exception:  # one failed check must not stop the worker; the next retries
+            log.exception("anomaly_check_failed")
 
-        app.timer(interval=ANOMALY_EVERY_S, on_leader=True)(anomalies)
-
-    return app
+    app.timer(interval=ANOMALY_EVERY_S, on_leader=True)(anomalies)

@@ -1,4 +1,6 @@
-"""Composition root of the analytics worker (`nexus run analytics`)."""
+"""Composition root of the analytics worker (`nexus run analytics`): a sink per projection
+in `catalog.STREAM_PROCESSED` (the rollups and the anomalies), the Faust app around them,
+and the anomaly watch on its leader timer."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from infra.logging import configure_logging
 from infra.settings import Settings
 from projections import store
-from projections.catalog import projection
+from projections.catalog import STREAM_PROCESSED, projection
 from projections.migrations import migrate
 from schemas.codec import AvroCodec
 from streams.analytics.app import build_app
-from streams.analytics.sink import RollupSink
+from streams.analytics.sink import ProjectionSink
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
 from streams.deadletter import KafkaDeadLetters, utcnow
@@ -42,23 +44,36 @@ def ensure_leader_topic(settings: Settings) -> None:
             raise
 
 
+def live_sinks(settings: Settings, codec: AvroCodec) -> list[ProjectionSink]:
+    """A sink per stream-processed projection, each with its own connection: their agents'
+    batches run in threads at the same time."""
+    sinks = []
+    for name in sorted(STREAM_PROCESSED):
+        target = projection(name)
+        # Dead letters name the consumer: the rollups keep theirs, others the projector's.
+        consumer = "analytics" if name == "analytics" else f"projection.{name}"
+        dead_letters = KafkaDeadLetters(settings, consumer, codec, utcnow)
+        conn = store.connect(settings.resolved_database_url)
+        sinks.append(
+            ProjectionSink(conn, target, settings.topic(target.topic), codec, dead_letters)
+        )
+    return sinks
+
+
 def run(settings: Settings) -> None:
     configure_logging(settings.log_level, "analytics")
     ensure_topics(settings)
     ensure_leader_topic(settings)
     migrate(settings.resolved_database_url)
     codec = AvroCodec()
-    dead_letters = KafkaDeadLetters(settings, "analytics", codec, utcnow)
-    conn = store.connect(settings.resolved_database_url)
-    sink = RollupSink(conn, projection("analytics"), settings.topic("analytics"), codec,
-                      dead_letters)  # fmt: skip
+    sinks = live_sinks(settings, codec)
     ready = threading.Event()
     bus = EventBus(settings, codec=codec)
     watch = AnomalyWatch(settings, bus)
-    app = build_app(settings, sink, ready, check_anomalies=watch.check)
+    app = build_app(settings, sinks, ready, check_anomalies=watch.check)
     health = HealthServer("127.0.0.1", settings.analytics_health_port, ready.is_set)
     health.start()
-    log.info("analytics_started", topic=settings.topic("analytics"))
+    log.info("analytics_started", topics=sorted({sink.topic for sink in sinks}))
     try:
         faust.Worker(
             app, loglevel=settings.log_level.upper(), quiet=True
@@ -66,4 +81,5 @@ def run(settings: Settings) -> None:
     finally:
         health.stop()
         bus.close()
-        conn.close()
+        for sink in sinks:
+            sink.close()

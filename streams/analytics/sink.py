@@ -1,21 +1,24 @@
-"""Applies batches of tracked events to the live `analytics` projection, exactly once.
+"""Applies batches of one topic's messages to a live projection, exactly once.
 
-Inside one transaction: share-lock the projection's registry row (a replay's swap waits
-for us, and we see its new version next time), lock the batch's partitions (a worker that
-lost them in a rebalance cannot interleave), read their checkpoints, drop what is below
-them, fold the rest and write rows and checkpoints together.
+The analytics worker keeps the projections in `catalog.STREAM_PROCESSED` live with one sink
+each, on a connection of its own. Inside one transaction: share-lock the projection's
+registry row (a replay's swap waits for us, and we see its new version next time), lock the
+batch's partitions (a worker that lost them in a rebalance cannot interleave), read their
+checkpoints, drop what is below them, and apply the rest with rows and checkpoints together
+(`projections.batch`, as the projector and a replay do).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
 from psycopg import Connection
 
-from projections import store, versions
+from projections import metrics, store, versions
 from projections.batch import BatchApplier, DeadLetters
 from projections.catalog import schema_name
 from projections.model import Projection
@@ -23,13 +26,41 @@ from schemas.codec import AvroCodec
 from streams.deadletter import SourceMessage
 
 log = structlog.get_logger()
-APPLIED = Counter("nexus_analytics_events_applied_total", "Tracked events folded into rollups")
-SKIPPED = Counter("nexus_analytics_events_redelivered_total", "Messages below a checkpoint")
-BATCH_SECONDS = Histogram("nexus_analytics_batch_seconds", "One rollup batch transaction")
-LOCK_SPACE = 0x616E  # advisory lock key space of analytics partitions
+REDELIVERED = Counter(
+    "nexus_stream_projection_redelivered_total", "Messages below a checkpoint", ["projection"]
+)
+# Advisory lock key space of each stream-processed projection's partitions.
+LOCK_SPACES = {"analytics": 0x616E, "anomalies": 0x616F}
 
 
-class RollupSink:
+@dataclass(frozen=True)
+class SinkMetrics:
+    applied: Counter
+    redelivered: Counter
+    seconds: Histogram
+
+    @classmethod
+    def of(cls, name: str) -> SinkMetrics:
+        """The rollups keep the names dashboards and `bench` read; others are the projector's."""
+        if name == "analytics":
+            return ROLLUP_METRICS
+        return cls(
+            metrics.EVENTS_APPLIED.labels(name),
+            REDELIVERED.labels(name),
+            metrics.BATCH_SECONDS.labels(name),
+        )
+
+
+ROLLUP_METRICS = SinkMetrics(
+    Counter("nexus_analytics_events_applied_total", "Tracked events folded into rollups"),
+    Counter("nexus_analytics_events_redelivered_total", "Messages below a checkpoint"),
+    Histogram("nexus_analytics_batch_seconds", "One rollup batch transaction"),
+)
+
+
+class ProjectionSink:
+    """One projection's live version fed by one topic; `close` when the worker stops."""
+
     def __init__(
         self,
         conn: Connection[Any],
@@ -40,21 +71,30 @@ class RollupSink:
     ) -> None:
         self.conn, self.projection, self.topic = conn, projection, topic
         self.applier = BatchApplier(projection, topic, codec, dead_letters)
+        self.lock_space = LOCK_SPACES[projection.name]
+        self.metrics = SinkMetrics.of(projection.name)
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
 
     def apply(self, messages: Sequence[SourceMessage]) -> int:
-        """Fold the messages not applied yet; returns how many were applied."""
-        with BATCH_SECONDS.time(), self.conn.transaction():
-            version = versions.live_version(self.conn, self.projection.name, "share")
+        """Apply the messages not applied yet; returns how many were new."""
+        with self.metrics.seconds.time(), self.conn.transaction():
+            version = versions.live_version(self.conn, self.name, "share")
             if version is None:
-                raise RuntimeError(f"projection {self.projection.name} is not migrated")
-            schema = schema_name(self.projection.name, version)
-            partitions = sorted({m.partition() or 0 for m in messages})
-            for partition in partitions:
-                self.conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, partition))
+                raise RuntimeError(f"projection {self.name} is not migrated")
+            schema = schema_name(self.name, version)
+            for partition in sorted({m.partition() or 0 for m in messages}):
+                self.conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", (self.lock_space, partition)
+                )
             done = store.load_checkpoints(self.conn, schema, self.topic)
             fresh = [m for m in messages if (m.offset() or 0) >= done.get(m.partition() or 0, 0)]
-            SKIPPED.inc(len(messages) - len(fresh))
-            if fresh:
-                self.applier.apply(self.conn, schema, fresh)
-        APPLIED.inc(len(fresh))
+            applied = self.applier.apply(self.conn, schema, fresh).applied if fresh else 0
+        self.metrics.redelivered.inc(len(messages) - len(fresh))
+        self.metrics.applied.inc(applied)
         return len(fresh)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,16 +1,21 @@
-"""Anomalies end to end: rollups built by the worker, found by its leader timer, published."""
+"""Anomalies end to end: rollups built by the worker, found by its leader timer, published,
+and kept in the `anomalies` read model by the same worker, with no projector running."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from stack import ServiceProcess
+import psycopg
+from stack import NEXUS, ServiceProcess
 from topic_reading import read_topic
 from tracked_events import produce, tracked
 from webhook_sink import wait_until
 
-from infra.service_env import with_free_ports
+from infra.service_env import environment, with_free_ports
 from infra.settings import Settings
 from projections.migrations import migrate
 from streams.topics import ensure_topics
@@ -64,6 +69,7 @@ def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> N
         assert len(spikes()) == 1
         ids = [a["event_id"] for a in anomalies()]
         assert len(ids) == len(set(ids))
+        assert_kept_in_the_read_model(stack, found)
     finally:
         worker.stop()
     data = found["data"]
@@ -72,3 +78,29 @@ def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> N
     assert data["window_start"] == now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     assert data["breakdown_value"] == "/billing"
     assert data["observed"] >= SPIKE and data["expected"] < 2 * PER_MINUTE
+
+
+def stored_spikes(settings: Settings) -> list[tuple[Any, ...]]:
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        return conn.execute(
+            "SELECT event_id, event_type, window_start, breakdown_value"
+            " FROM public.anomalies WHERE direction = 'spike'"
+        ).fetchall()
+
+
+def assert_kept_in_the_read_model(stack: Settings, found: dict[str, Any]) -> None:
+    """The worker's anomalies agent stores the event (no projector runs in this test), and
+    `nexus replay anomalies` rebuilds the same rows while the worker keeps going."""
+    data = found["data"]
+    expected = [(found["event_id"], "page.view", data["window_start"], "/billing")]
+    assert wait_until(lambda: stored_spikes(stack), 30, "the spike's row") == expected
+    replayed = subprocess.run(
+        [NEXUS, "replay", "anomalies", "--quiet"],
+        env=environment(stack),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["new_version"] == 2
+    assert stored_spikes(stack) == expected

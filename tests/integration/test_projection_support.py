@@ -14,6 +14,7 @@ import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from infra.settings import Settings
+from projections.catalog import PROJECTOR_PROJECTIONS
 from schemas.codec import AvroCodec
 from streams.kafka_config import consumer_config, producer_config
 from streams.topics import Topics
@@ -151,9 +152,10 @@ PROJECTION_TOPICS = {
 
 
 def all_caught_up(
-    settings: Settings, names: tuple[str, ...] = tuple(PROJECTION_TOPICS), url: str | None = None
+    settings: Settings, names: tuple[str, ...] = PROJECTOR_PROJECTIONS, url: str | None = None
 ) -> Callable[[], bool]:
-    """A check that the named projections have applied everything now on their topics."""
+    """A check that the named projections (by default the projector's) have applied
+    everything now on their topics."""
     ends = {
         logical: high_watermarks(settings, settings.topic(logical))
         for logical in set(PROJECTION_TOPICS.values())
