@@ -5,13 +5,12 @@ and the anomaly watch on its leader timer."""
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 
-import faust
 import structlog
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.logging import configure_logging
 from infra.settings import Settings
 from projections import store
 from projections.catalog import STREAM_PROCESSED, projection
@@ -22,9 +21,9 @@ from streams.analytics.sink import ProjectionSink
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
 from streams.deadletter import KafkaDeadLetters, utcnow
-from streams.health import HealthServer
+from streams.faust_worker import faust_run
 from streams.kafka_config import admin_config
-from streams.topics import ensure_topics
+from streams.runtime import Process, serve
 
 log = structlog.get_logger()
 
@@ -61,25 +60,19 @@ def live_sinks(settings: Settings, codec: AvroCodec) -> list[ProjectionSink]:
 
 
 def run(settings: Settings) -> None:
-    configure_logging(settings.log_level, "analytics")
-    ensure_topics(settings)
-    ensure_leader_topic(settings)
-    migrate(settings.resolved_database_url)
-    codec = AvroCodec()
-    sinks = live_sinks(settings, codec)
-    ready = threading.Event()
-    bus = EventBus(settings, codec=codec)
-    watch = AnomalyWatch(settings, bus)
-    app = build_app(settings, sinks, ready, check_anomalies=watch.check)
-    health = HealthServer("127.0.0.1", settings.analytics_health_port, ready.is_set)
-    health.start()
-    log.info("analytics_started", topics=sorted({sink.topic for sink in sinks}))
-    try:
-        faust.Worker(
-            app, loglevel=settings.log_level.upper(), quiet=True
-        ).execute_from_commandline()
-    finally:
-        health.stop()
-        bus.close()
+    def build(resources: ExitStack) -> Process:
+        ensure_leader_topic(settings)
+        migrate(settings.resolved_database_url)
+        codec = AvroCodec()
+        sinks = live_sinks(settings, codec)
         for sink in sinks:
-            sink.close()
+            resources.callback(sink.close)
+        ready = threading.Event()
+        bus = EventBus(settings, codec=codec)
+        resources.callback(bus.close)
+        watch = AnomalyWatch(settings, bus)
+        app = build_app(settings, sinks, ready, check_anomalies=watch.check)
+        log.info("topics", names=sorted({sink.topic for sink in sinks}))
+        return Process(ready.is_set, faust_run(app, settings.log_level))
+
+    serve("analytics", settings, build, health_port=settings.analytics_health_port)
