@@ -43,7 +43,7 @@ CONSUMERS = ("command-processor", "projector", "notifier", "workflows", "analyti
 RUNNERS = {
     "command-processor": "streams.command_processor",
     "projector": "projections.projector",
-    "workflows": "streams.workflow_runner",
+    "workflows": "streams.workflows.service",
     "notifier": "streams.notifier.service",
     "analytics": "streams.analytics.service",
     "gateway": "gateway.main",

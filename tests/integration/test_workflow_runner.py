@@ -28,7 +28,7 @@ from schemas.codec import AvroCodec
 from streams.command_processor import CommandProcessor
 from streams.kafka_config import consumer_config, producer_config
 from streams.topics import ensure_topics
-from streams.workflow_runner import WorkflowRunner, bootstrap, load_workflows
+from streams.workflows.service import bootstrap
 
 APP_URL = "https://nexus.test"
 
@@ -223,13 +223,11 @@ class LaggingReadModels(PostgresLookups):
 def test_a_batch_the_read_models_lag_behind_is_retried_not_lost(stack: Settings) -> None:
     settings = stack
     read_models = LaggingReadModels(settings.resolved_database_url, behind=12)
-    runner = WorkflowRunner(
-        settings, load_workflows(settings), read_models=read_models, catch_up_timeout_s=0.2
-    )
+    worker = bootstrap(settings, read_models=read_models, catch_up_timeout_s=0.2)
     send_commands(settings, [("RegisterUser", "u-1", {"email": "a@example.com", "name": "A"})])
     wait_until(lambda: read_topic(settings, settings.topic("events")), "the event")
 
-    running = Thread(runner.run)
+    running = Thread(worker.run)  # the Faust app, in this process
     try:
         wait_committed(settings, f"{settings.topic_prefix}.workflows")
     finally:
@@ -274,3 +272,20 @@ def test_postgres_lookups_read_the_public_views_and_checkpoints(settings: Settin
         processor.close()
     finally:
         lookups.close()
+
+
+def test_a_stop_in_the_middle_of_a_batch_commits_none_of_it(stack: Settings) -> None:
+    settings = stack
+    read_models = LaggingReadModels(settings.resolved_database_url, behind=10**9)
+    worker = bootstrap(settings, read_models=read_models)
+    send_commands(settings, [("RegisterUser", "u-1", {"email": "a@example.com", "name": "A"})])
+    events = wait_until(lambda: read_topic(settings, settings.topic("events")), "the event")
+
+    running = Thread(worker.run)
+    try:
+        wait_until(lambda: read_models.asked, "the batch to wait for the read models")
+    finally:
+        running.close()  # Faust acks a cancelled take_events batch: the agent must hold it
+
+    assert not committed_past(settings, f"{settings.topic_prefix}.workflows", events)
+    assert requests(settings) == []
