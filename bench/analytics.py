@@ -28,8 +28,9 @@ from bench.analytics_watch import consume_and_decode, memory_kb
 from bench.environment import BenchEnvironment
 from bench.kafka_log import message_count
 from bench.notify import StackCpu
-from bench.processes import ChildProcess, Stack, nexus_service
+from bench.processes import Stack, nexus_service
 from bench.report import Outcome, say
+from infra.child_process import ChildProcess
 from infra.service_env import with_free_ports
 from projections.migrations import migrate
 from schemas.codec import AvroCodec

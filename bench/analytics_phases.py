@@ -38,11 +38,11 @@ from bench.analytics_watch import (
 )
 from bench.kafka_log import bulk_producer
 from bench.notify import StackCpu
-from bench.processes import ChildProcess
 from bench.report import say
 from bench.service_metrics import HistogramTotals, histogram
 from bench.wrk import SCRIPT, WrkResult, run_wrk
 from gateway.auth import TokenVerifier
+from infra.child_process import ChildProcess
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 

@@ -20,7 +20,6 @@ from bench.cpu import CpuMeter, describe
 from bench.environment import BenchEnvironment
 from bench.kafka_log import message_count
 from bench.processes import (
-    ChildProcess,
     Stack,
     bare_app,
     gateway_token,
@@ -28,6 +27,7 @@ from bench.processes import (
 )
 from bench.report import Figure, Outcome
 from bench.wrk import WrkResult, ensure_wrk, post_script, run_wrk
+from infra.child_process import ChildProcess
 from infra.processes import free_port
 from infra.service_env import with_free_ports
 from streams.topics import ensure_topics

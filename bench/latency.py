@@ -23,11 +23,12 @@ from bench.cpu import CpuMeter
 from bench.environment import BenchEnvironment
 from bench.latency_analysis import BatchTimes, Peak, Sightings, Stages, outcome
 from bench.paced_client import PacedRun, paced, request_bytes
-from bench.processes import ChildProcess, Stack, gateway_token, nexus_service
+from bench.processes import Stack, gateway_token, nexus_service
 from bench.report import Outcome, say
 from bench.row_watcher import RowWatcher
 from bench.service_metrics import histogram
 from bench.wrk import post_script, run_wrk
+from infra.child_process import ChildProcess
 from infra.service_env import with_free_ports
 from infra.settings import Settings
 from projections.migrations import migrate

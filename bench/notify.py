@@ -35,9 +35,10 @@ from bench.notify_load import (
 )
 from bench.notify_pipeline import pipeline, step_totals
 from bench.notify_reference import apprise_run
-from bench.processes import ChildProcess, Stack, gateway_token, nexus_service
+from bench.processes import Stack, gateway_token, nexus_service
 from bench.report import Outcome, say
 from bench.webhook_sink import SinkReceipts, sink_process
+from infra.child_process import ChildProcess
 from infra.processes import free_port
 from infra.service_env import service_port, with_free_ports
 from infra.settings import Settings

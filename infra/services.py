@@ -7,16 +7,14 @@ existing infrastructure. The app services are `nexus run <name>` processes with 
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-
+from infra.child_process import wait_for_probe
 from infra.kafka_server import KafkaServer, kafka_jars_dir
 from infra.postgres_server import PostgresServer, find_postgres_bin
-from infra.processes import DetachedProcess, ProcessError, tail
+from infra.processes import DetachedProcess, tail
 from infra.settings import Settings
 
 
@@ -81,18 +79,8 @@ class AppProcess:
 
     def wait_ready(self, timeout: float) -> None:
         """Poll the health URL until it answers 200; fail early, naming the log, if it exits."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.pid() is None:
-                raise ProcessError(self._failure("exited"))
-            try:
-                if httpx.get(self.service.health_url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise ProcessError(self._failure(f"not ready after {timeout:.0f}s"))
-            time.sleep(0.25)
+        alive = lambda: self.pid() is not None  # noqa: E731
+        wait_for_probe(self.service.health_url, alive, timeout, self._failure)
 
     def _failure(self, what: str) -> str:
         return (

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import TokenVerifier
+from infra.child_process import ChildProcess
 from infra.service_env import environment, service_port, with_free_ports
 from infra.settings import Settings
 from streams.topics import ensure_topics
@@ -20,60 +18,17 @@ from streams.topics import ensure_topics
 NEXUS = str(Path(sys.executable).with_name("nexus"))
 
 
-class ServiceProcess:
+class ServiceProcess(ChildProcess):
     """One `nexus run NAME` child; its output goes to a log file beside the test's home."""
 
     def __init__(self, name: str, settings: Settings) -> None:
-        self.name, self.settings = name, settings
-        self.port = service_port(settings, name)
-        self.log_path = settings.home / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        port, log_path = service_port(settings, name), settings.home / f"{name}.log"
+        super().__init__(name, [NEXUS, "run", name], port, log_path, environment(settings))
+        self.settings = settings
 
     def start(self, timeout: float = 60.0, probe: str = "/readyz") -> ServiceProcess:
-        self.starts += 1
-        with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
-            self.process = subprocess.Popen(
-                [NEXUS, "run", self.name],
-                env=environment(self.settings),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_ready(timeout, probe)
+        super().start(timeout, probe)
         return self
-
-    def wait_ready(self, timeout: float, probe: str = "/readyz") -> None:
-        url = f"http://127.0.0.1:{self.port}{probe}"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(
-            f"{self.name} not ready after {timeout}s: {self.log_path.read_text()[-3000:]}"
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no commit, no goodbye."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 def prepared(settings: Settings, **updates: object) -> Settings:

@@ -18,6 +18,7 @@ from stack import ServiceProcess, api_client, prepared, running
 from test_http_api import assert_problem
 
 from gateway.auth import DEFAULT_SCOPES
+from infra.processes import ProcessError
 from infra.service_env import with_free_ports
 from infra.settings import Settings
 
@@ -181,7 +182,7 @@ def test_the_gateway_refuses_to_start_with_a_short_secret(settings: Settings) ->
     weak = with_free_ports(settings).model_copy(update={"jwt_secret": "x" * 31})
     gateway = ServiceProcess("gateway", weak)
     try:
-        with pytest.raises(AssertionError, match="exited"):
+        with pytest.raises(ProcessError, match="exited"):
             gateway.start(timeout=30, probe="/healthz")
         assert "at least 32 bytes" in gateway.log_path.read_text()
     finally:
