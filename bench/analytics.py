@@ -34,7 +34,7 @@ from infra.child_process import ChildProcess
 from infra.service_env import with_free_ports
 from projections.migrations import migrate
 from schemas.codec import AvroCodec
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 NAME = "analytics"
 HTTP_ROUNDS = [(2_000, 4), (5_000, 4)]  # (events per batch, connections)

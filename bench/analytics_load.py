@@ -25,7 +25,7 @@ from infra.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import TrackedEvent, TrackingValidator
 from schemas.tracking_plan import load_plan
-from streams.kafka_config import producer_config
+from streams.kafka.config import producer_config
 
 Encoded = tuple[str, bytes]  # (key, Avro payload)
 

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec
-from streams.kafka_config import consumer_config
+from streams.kafka.config import consumer_config
 
 ROLLUP_TOTAL = "SELECT COALESCE(sum(count), 0)::bigint FROM public.rollups WHERE granularity = %s"
 APPLIED = "nexus_analytics_events_applied_total"

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from aggregates.handling import AggregateStates, decide_command
 from aggregates.registry import COMMANDS
 from bench.report import Figure, Outcome
-from streams.command_handling import AggregateStates, decide_command
 
 NAME = "authz"
 USERS = 2_000

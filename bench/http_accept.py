@@ -30,7 +30,7 @@ from bench.wrk import WrkResult, ensure_wrk, post_script, run_wrk
 from infra.child_process import ChildProcess
 from infra.processes import free_port
 from infra.service_env import with_free_ports
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 NAME = "http"
 TARGET = 3_000.0

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.settings import Settings
-from streams.kafka_config import consumer_config, producer_config
+from streams.kafka.config import consumer_config, producer_config
 
 
 def message_count(settings: Settings, topic: str) -> int:

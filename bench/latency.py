@@ -32,7 +32,7 @@ from infra.child_process import ChildProcess
 from infra.service_env import with_free_ports
 from infra.settings import Settings
 from projections.migrations import migrate
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 NAME = "latency"
 LOAD_SHARE = 0.5

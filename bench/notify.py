@@ -44,9 +44,9 @@ from infra.service_env import service_port, with_free_ports
 from infra.settings import Settings
 from projections.migrations import migrate
 from schemas.codec import AvroCodec
-from streams.kafka_config import consumer_config
-from streams.reading import read_to_end
-from streams.topics import ensure_topics
+from streams.kafka.config import consumer_config
+from streams.kafka.reading import read_to_end
+from streams.kafka.topics import ensure_topics
 
 NAME = "notify"
 SERVICES = ("command-processor", "projector", "gateway", "notifier")

@@ -20,8 +20,8 @@ from bench.webhook_sink import SinkReceipts
 from infra.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
-from streams.async_producer import AsyncProducer
-from streams.kafka_config import producer_config
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.config import producer_config
 from streams.notification_requests import request_record
 
 TEMPLATE = "welcome"

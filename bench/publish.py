@@ -20,8 +20,8 @@ from bench.report import Figure, Outcome
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.bus import EventBus, NewEvent
-from streams.kafka_config import producer_config
-from streams.topics import ensure_topics
+from streams.kafka.config import producer_config
+from streams.kafka.topics import ensure_topics
 
 NAME = "publish"
 EVENTS = 200_000

@@ -23,7 +23,7 @@ from projections.kafka_io import assign_at, poll, projection_consumer, topic_par
 from projections.migrations import migrate
 from projections.replay import replay
 from schemas.codec import AvroCodec
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 NAME = "replay"
 USERS = 200_000

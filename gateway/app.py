@@ -36,9 +36,9 @@ from sagas.rendering import TemplateRenderer
 from schemas.codec import AvroCodec
 from schemas.registry import default_registry
 from schemas.tracking_plan import load_plan
-from streams.async_producer import AsyncProducer
 from streams.ingest import Ingestor
-from streams.kafka_config import producer_config
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.config import producer_config
 from streams.notification_requests import NotificationRequests
 
 log = structlog.get_logger()

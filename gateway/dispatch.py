@@ -11,7 +11,7 @@ from typing import Any
 from gateway.outcomes import Outcome, OutcomeListener
 from gateway.problems import Problem
 from schemas.codec import AvroCodec
-from streams.async_producer import AsyncProducer, LogUnavailable
+from streams.kafka.async_producer import AsyncProducer, LogUnavailable
 
 MAX_WAIT_SECONDS = 30.0
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+(?:\.\d+)?)")

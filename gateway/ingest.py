@@ -26,8 +26,8 @@ from gateway.input_bounds import ascii_int, json_refusal
 from gateway.problems import Problem
 from gateway.services import Services
 from schemas.tracking import INGEST
-from streams.async_producer import LogUnavailable
 from streams.ingest import IngestResult
+from streams.kafka.async_producer import LogUnavailable
 
 WRITE = "analytics:write"
 MAX_BATCH_EVENTS = 10_000

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from infra.settings import Settings
-from streams.runtime import Process, serve
+from streams.process.serve import Process, serve
 
 
 def run(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from gateway.services import Services
 from projections import notification_queries as queries
 from sagas.notification.request import MAX_IDEMPOTENCY_KEY, submission
 from sagas.rendering import CHANNELS, TemplateRenderer
-from streams.async_producer import LogUnavailable
+from streams.kafka.async_producer import LogUnavailable
 
 WRITE, READ = "notifications:write", "notifications:read"
 SEND, SAGAS = NOTIFY_ANYONE, READ_SAGAS

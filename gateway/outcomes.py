@@ -16,8 +16,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
-from streams.kafka_config import consumer_config
-from streams.polling import poll_batch
+from streams.kafka.config import consumer_config
+from streams.kafka.polling import poll_batch
 
 log = structlog.get_logger()
 Outcome = dict[str, Any]

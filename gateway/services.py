@@ -12,8 +12,8 @@ from gateway.dispatch import CommandDispatcher
 from gateway.outcomes import OutcomeListener
 from infra.settings import Settings
 from schemas.registry import SchemaRegistry
-from streams.async_producer import AsyncProducer
 from streams.ingest import Ingestor
+from streams.kafka.async_producer import AsyncProducer
 from streams.notification_requests import NotificationRequests
 
 if TYPE_CHECKING:  # gateway.rate_limits reads the command routes, which import this module

@@ -55,8 +55,8 @@ def print_rejected(settings: Settings, limit: int | None) -> int:
     from confluent_kafka import Consumer
 
     from schemas.codec import AvroCodec
-    from streams.kafka_config import consumer_config
-    from streams.reading import read_to_end
+    from streams.kafka.config import consumer_config
+    from streams.kafka.reading import read_to_end
 
     topic, codec = settings.topic("analytics-rejected"), AvroCodec()
     reader = f"{settings.topic_prefix}.analytics-rejected-reader.{uuid.uuid4().hex}"
@@ -100,9 +100,9 @@ async def resubmit(settings: Settings, limit: int | None) -> ResubmitCounts | No
 
     from schemas.codec import AvroCodec
     from schemas.tracking_plan import load_plan
-    from streams.async_producer import AsyncProducer
     from streams.ingest import Ingestor
-    from streams.kafka_config import consumer_config, producer_config
+    from streams.kafka.async_producer import AsyncProducer
+    from streams.kafka.config import consumer_config, producer_config
 
     topic, codec = settings.topic("analytics-rejected"), AvroCodec()
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.analytics-resubmit"))

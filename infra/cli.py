@@ -85,7 +85,7 @@ def _install_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare(args: argparse.Namespace, settings: Settings) -> int:
     """Create the JWT secret, the topics and the database schema (idempotent)."""
     from projections.migrations import migrate
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
 
     ensure_secret_file(settings.jwt_secret_file, nbytes=48)
     ensure_topics(settings)

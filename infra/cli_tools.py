@@ -39,7 +39,7 @@ def token_arguments(parser: argparse.ArgumentParser) -> None:
 def topics(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
-    from streams.kafka_config import consumer_config
+    from streams.kafka.config import consumer_config
 
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.cli"))
     try:
@@ -103,7 +103,7 @@ def tail(args: argparse.Namespace, settings: Settings) -> int:
     from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
     from schemas.codec import AvroCodec, DecodeError
-    from streams.kafka_config import consumer_config
+    from streams.kafka.config import consumer_config
 
     name = settings.topic(args.topic) if args.topic in LOGICAL else args.topic
     codec = AvroCodec()

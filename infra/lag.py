@@ -6,7 +6,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from infra.settings import Settings
-from streams.kafka_config import consumer_config
+from streams.kafka.config import consumer_config
 
 
 def _high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:

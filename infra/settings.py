@@ -188,5 +188,5 @@ class Settings(BaseSettings):
         return self.jwt_secret or self.jwt_secret_file.read_text().strip()
 
     def topic(self, name: str) -> str:
-        """Full topic name for a logical topic (see streams.topics.LOGICAL_TOPICS)."""
+        """Full topic name for a logical topic (see streams.kafka.topics.LOGICAL_TOPICS)."""
         return f"{self.topic_prefix}.{name}"

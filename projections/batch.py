@@ -17,7 +17,7 @@ from psycopg import Connection
 from projections import store
 from projections.model import Event, Key, Projection
 from schemas.codec import AvroCodec, DecodeError
-from streams.deadletter import SourceMessage
+from streams.kafka.dead_letters import SourceMessage
 
 
 class DeadLetters(Protocol):

@@ -22,7 +22,7 @@ from confluent_kafka import (
 )
 
 from infra.settings import Settings
-from streams.kafka_config import consumer_config
+from streams.kafka.config import consumer_config
 
 
 def projection_consumer(settings: Settings, name: str, **extra: Any) -> Consumer:

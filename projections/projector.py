@@ -19,8 +19,8 @@ from projections.catalog import PROJECTOR_PROJECTIONS, projection
 from projections.migrations import migrate
 from projections.runner import ProjectionRunner
 from schemas.codec import AvroCodec
-from streams.deadletter import utcnow
-from streams.runtime import Process, serve
+from streams.kafka.dead_letters import utcnow
+from streams.process.serve import Process, serve
 
 log = structlog.get_logger()
 

@@ -23,7 +23,7 @@ from projections.kafka_io import (
 )
 from projections.model import Projection
 from schemas.codec import AvroCodec, DecodeError
-from streams.deadletter import SourceMessage
+from streams.kafka.dead_letters import SourceMessage
 
 
 class ReplayConflict(RuntimeError):

@@ -32,7 +32,7 @@ from projections.kafka_io import (
 from projections.metrics import BATCH_SECONDS, EVENTS_APPLIED, LAG
 from projections.model import Projection
 from schemas.codec import AvroCodec
-from streams.deadletter import KafkaDeadLetters
+from streams.kafka.dead_letters import KafkaDeadLetters
 
 log = structlog.get_logger()
 

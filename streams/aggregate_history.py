@@ -1,7 +1,7 @@
 """One aggregate's records, read straight from its keyed topic (no read model involved).
 
 Records are keyed by aggregate id, so all of one aggregate's records sit on the partition
-that the key hashes to (streams.partitioning). Only that partition is read, from its start
+that the key hashes to (streams.kafka.partitioning). Only that partition is read, from its start
 to its end at the time of the call.
 """
 
@@ -15,9 +15,9 @@ from confluent_kafka import Consumer
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
-from streams.kafka_config import consumer_config
-from streams.partitioning import partition_for
-from streams.reading import read_to_end
+from streams.kafka.config import consumer_config
+from streams.kafka.partitioning import partition_for
+from streams.kafka.reading import read_to_end
 
 
 class TopicMissing(LookupError):

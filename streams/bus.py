@@ -21,12 +21,12 @@ from aggregates.registry import DECIDERS
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from schemas.tracking_plan import load_plan
-from streams.async_producer import AsyncProducer
-from streams.deadletter import KafkaDeadLetters, utcnow
 from streams.ingest import Ingestor, IngestResult
-from streams.kafka_config import consumer_config, producer_config
-from streams.polling import poll_batch
-from streams.topics import Topics
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.config import consumer_config, producer_config
+from streams.kafka.dead_letters import KafkaDeadLetters, utcnow
+from streams.kafka.polling import poll_batch
+from streams.kafka.topics import Topics
 
 log = structlog.get_logger()
 Record = dict[str, Any]

@@ -17,12 +17,12 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec
-from streams.deadletter import utcnow
-from streams.kafka_config import consumer_config
+from streams.kafka.config import consumer_config
+from streams.kafka.dead_letters import utcnow
+from streams.kafka.polling import poll_batch
+from streams.kafka.topics import Topics
 from streams.partition_writer import PartitionWriter
-from streams.polling import poll_batch
-from streams.runtime import Process, serve
-from streams.topics import Topics
+from streams.process.serve import Process, serve
 
 log = structlog.get_logger()
 

@@ -20,7 +20,7 @@ from infra.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import ItemError, TrackedEvent, TrackingValidator
 from schemas.tracking_plan import TrackingPlan
-from streams.async_producer import AsyncProducer
+from streams.kafka.async_producer import AsyncProducer
 
 REJECTED_SCHEMA = "analytics.rejected"
 MAX_EVENT_BYTES = 1024 * 1024  # an encoded event; the topics take 4 MiB per message

@@ -16,8 +16,8 @@ from aggregates import codec as data_codec
 from infra.settings import Settings
 from sagas.notification.request import NotificationSubmitted, submission
 from schemas.codec import AvroCodec
-from streams.async_producer import AsyncProducer
-from streams.kafka_config import producer_config
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.config import producer_config
 
 Record = dict[str, Any]
 

@@ -15,14 +15,14 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter, Histogram
 
+from aggregates.handling import AggregateStates, Decision, decide_command, internal_error
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
-from streams.command_handling import AggregateStates, Decision, decide_command, internal_error
-from streams.deadletter import dead_letter
-from streams.kafka_config import consumer_config
-from streams.reading import read_to_end
-from streams.topics import Topics
-from streams.transactions import TransactionalProducer
+from streams.kafka.config import consumer_config
+from streams.kafka.dead_letters import dead_letter
+from streams.kafka.reading import read_to_end
+from streams.kafka.topics import Topics
+from streams.kafka.transactions import TransactionalProducer
 
 log = structlog.get_logger()
 COMMANDS = Counter("nexus_commands_total", "Commands decided", ["status"])

@@ -13,7 +13,7 @@ from gateway.auth import TokenVerifier
 from infra.child_process import ChildProcess
 from infra.service_env import environment, service_port, with_free_ports
 from infra.settings import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))
 

@@ -10,8 +10,8 @@ from confluent_kafka import Consumer
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec
-from streams.kafka_config import consumer_config
-from streams.reading import read_to_end
+from streams.kafka.config import consumer_config
+from streams.kafka.reading import read_to_end
 
 
 @dataclass(frozen=True)

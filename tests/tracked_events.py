@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from infra.settings import Settings
 from projections.analytics.rollups import plan, window_time
 from schemas.codec import AvroCodec
-from streams.kafka_config import producer_config
+from streams.kafka.config import producer_config
 
 PAGES = ("/dashboard", "/settings", "/reports", "/billing", "/docs")
 

@@ -49,7 +49,7 @@ def build_app(
         store="memory://",
         datadir=str(settings.home / "faust"),  # not Faust's default, a folder in the cwd
         web_enabled=False,
-        topic_allow_declare=False,  # the platform creates its topics (streams.topics)
+        topic_allow_declare=False,  # the platform creates its topics (streams.kafka.topics)
         topic_disable_leader=False,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,

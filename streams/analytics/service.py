@@ -20,17 +20,17 @@ from streams.analytics.app import build_app
 from streams.analytics.sink import ProjectionSink
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
-from streams.deadletter import KafkaDeadLetters, utcnow
-from streams.faust_worker import faust_run
-from streams.kafka_config import admin_config
-from streams.runtime import Process, serve
+from streams.kafka.config import admin_config
+from streams.kafka.dead_letters import KafkaDeadLetters, utcnow
+from streams.process.faust_worker import faust_run
+from streams.process.serve import Process, serve
 
 log = structlog.get_logger()
 
 
 def ensure_leader_topic(settings: Settings) -> None:
     """Faust elects the leader that runs `on_leader` timers through this one-partition
-    topic; with topic declaration off (ours are made by streams.topics) we create it."""
+    topic; with topic declaration off (ours are made by streams.kafka.topics) we create it."""
     name = f"{settings.topic_prefix}.analytics-__assignor-__leader"
     admin = AdminClient(admin_config(settings))
     if name in admin.list_topics(timeout=30).topics:

@@ -23,7 +23,7 @@ from projections.batch import BatchApplier, DeadLetters
 from projections.catalog import schema_name
 from projections.model import Projection
 from schemas.codec import AvroCodec
-from streams.deadletter import SourceMessage
+from streams.kafka.dead_letters import SourceMessage
 
 log = structlog.get_logger()
 REDELIVERED = Counter(

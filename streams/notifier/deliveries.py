@@ -31,8 +31,8 @@ from sagas.delivery.port import (
 from sagas.delivery.recipients import Recipients
 from sagas.notification.commands import DeliverAttempt
 from sagas.rendering import Channel, TemplateError
-from streams.notifier.contents import RenderedContents
-from streams.notifier.engine import Saga
+from sagas.runtime.contents import RenderedContents
+from sagas.runtime.engine import Saga
 
 log = structlog.get_logger()
 IN_DOUBT = "outcome unknown: a worker stopped during the send; not sent again"

@@ -19,10 +19,10 @@ from aggregates import codec as data_codec
 from infra.settings import Settings
 from sagas.notification.decider import evolve, initial_state
 from sagas.notification.events import NotificationEvent
+from sagas.runtime.engine import Saga
 from schemas.codec import AvroCodec, DecodeError
-from streams.kafka_config import consumer_config
-from streams.notifier.engine import Saga
-from streams.reading import read_to_end
+from streams.kafka.config import consumer_config
+from streams.kafka.reading import read_to_end
 
 log = structlog.get_logger()
 EVENT_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in get_args(NotificationEvent)}

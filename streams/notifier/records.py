@@ -10,7 +10,7 @@ from aggregates import codec as data_codec
 from sagas.circuit.events import CircuitEvent
 from sagas.notification.events import NotificationEvent
 from sagas.notification.request import DigestItemSubmitted
-from streams.notifier.engine import SagaEventOut
+from sagas.runtime.engine import SagaEventOut
 
 ACTOR = "notifier"
 Record = dict[str, Any]

@@ -15,8 +15,8 @@ from sagas.delivery.recipients import Recipients
 from sagas.notification.commands import CollectDigestItem, DeliveryPolicy, StartNotification
 from sagas.notification.request import DigestItemSubmitted, NotificationSubmitted
 from sagas.rendering import TemplateError, TemplateMeta, TemplateRenderer
+from sagas.runtime.engine import Work
 from schemas.codec import AvroCodec, DecodeError
-from streams.notifier.engine import Work
 
 log = structlog.get_logger()
 

@@ -21,15 +21,15 @@ from sagas.delivery.postgres_notifications import PostgresNotificationIndex
 from sagas.delivery.postgres_recipients import PostgresRecipients
 from sagas.notification.commands import DeliveryPolicy
 from sagas.rendering import TemplateRenderer
+from sagas.runtime.contents import RenderedContents
+from sagas.runtime.engine import SagaEngine
 from sagas.template_platform import PlatformContext
 from schemas.codec import AvroCodec
-from streams.deadletter import utcnow
-from streams.notifier.contents import RenderedContents
+from streams.kafka.dead_letters import utcnow
 from streams.notifier.deliveries import DeliveryDesk
-from streams.notifier.engine import SagaEngine
 from streams.notifier.requests import Decoded, StartPolicy, decode_requests, without_forgotten
 from streams.notifier.worker import NotificationWorker
-from streams.runtime import Process, serve
+from streams.process.serve import Process, serve
 
 log = structlog.get_logger()
 

@@ -37,19 +37,19 @@ from sagas.notification.commands import (
 )
 from sagas.notification.request import DigestItemSubmitted
 from sagas.notification.resume import resume
+from sagas.runtime.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
+from sagas.runtime.timers import TimerQueue
 from schemas.codec import AvroCodec
-from streams.deadletter import dead_letter
-from streams.kafka_config import consumer_config
+from streams.kafka.config import consumer_config
+from streams.kafka.dead_letters import dead_letter
+from streams.kafka.polling import poll_batch
+from streams.kafka.topics import Topics
+from streams.kafka.transactions import TransactionalProducer
 from streams.notifier import metrics
 from streams.notifier.deliveries import DeliveryDesk, Finished
-from streams.notifier.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
 from streams.notifier.rebuild import load_partition
 from streams.notifier.records import circuit_record, digest_item_record, saga_record
 from streams.notifier.requests import Decoded
-from streams.notifier.timers import TimerQueue
-from streams.polling import poll_batch
-from streams.topics import Topics
-from streams.transactions import TransactionalProducer
 
 log = structlog.get_logger()
 CONSUMER_NAME = "notifier"

@@ -61,7 +61,7 @@ def build_app(
         store="memory://",
         datadir=str(settings.home / "faust"),  # not Faust's default, a folder in the cwd
         web_enabled=False,
-        topic_allow_declare=False,  # the platform creates its topics (streams.topics)
+        topic_allow_declare=False,  # the platform creates its topics (streams.kafka.topics)
         topic_disable_leader=True,  # no on_leader timers: no leader topic to create
         consumer_auto_offset_reset=settings.workflows_start_from,
         # Static membership: a restarted worker takes its partitions back at once.

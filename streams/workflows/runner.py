@@ -25,7 +25,7 @@ from projections.lookups import LOOKUP_PROJECTIONS
 from sagas.notification.request import NotificationSubmitted
 from sagas.workflows import SETTING_NAMES, Lookups, Workflow, plan, reacting
 from schemas.codec import AvroCodec, DecodeError
-from streams.kafka_config import producer_config
+from streams.kafka.config import producer_config
 from streams.notification_requests import request_record
 
 log = structlog.get_logger()

@@ -14,8 +14,8 @@ from infra.settings import Settings
 from projections.lookups import PostgresLookups
 from sagas.rendering import TemplateRenderer
 from sagas.workflows import Workflow, parse_workflows
-from streams.faust_worker import faust_run
-from streams.runtime import Process, serve
+from streams.process.faust_worker import faust_run
+from streams.process.serve import Process, serve
 from streams.workflows.app import build_app
 from streams.workflows.runner import CATCH_UP_TIMEOUT_S, ReadModels, WorkflowRunner
 

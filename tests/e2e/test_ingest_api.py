@@ -23,8 +23,8 @@ from infra.processes import free_port
 from infra.service_env import with_free_ports
 from infra.settings import Settings
 from schemas.codec import AvroCodec
-from streams.kafka_config import consumer_config
-from streams.reading import read_to_end
+from streams.kafka.config import consumer_config
+from streams.kafka.reading import read_to_end
 
 WRITE = ["analytics:write", "analytics:ingest"]  # a server, ingesting for many users
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -41,7 +41,7 @@ from sagas.notification.events import (
     Route,
 )
 from schemas.codec import AvroCodec
-from streams.kafka_config import producer_config
+from streams.kafka.config import producer_config
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 WRITE = ["notifications:write", "notifications:read"]

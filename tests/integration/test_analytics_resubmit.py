@@ -23,9 +23,9 @@ from schemas.codec import AvroCodec
 from schemas.tracking import ItemError
 from streams.bus import EventBus
 from streams.ingest import ItemRejection
-from streams.kafka_config import consumer_config
-from streams.reading import read_to_end
-from streams.topics import ensure_topics
+from streams.kafka.config import consumer_config
+from streams.kafka.reading import read_to_end
+from streams.kafka.topics import ensure_topics
 
 PLAN = 'unknown_types = "{}"\nretention_days = 30\n'
 

@@ -16,7 +16,7 @@ from infra.service_env import environment, with_free_ports
 from infra.settings import Settings
 from projections.analytics.sketches import hist_merge, hll_count, hll_merge, quantile, top_merge
 from projections.migrations import migrate
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from webhook_sink import wait_until
 from infra.service_env import environment, with_free_ports
 from infra.settings import Settings
 from projections.migrations import migrate
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 HISTORY_MINUTES = 30
 PER_MINUTE = 60

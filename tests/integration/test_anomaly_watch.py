@@ -27,7 +27,7 @@ from projections.migrations import migrate
 from projections.versions import live_version
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 NOW = datetime(2026, 1, 5, 12, 0, 30, tzinfo=UTC)  # 30 s into the spike's first minute
 ONSET = NOW.replace(second=0)

@@ -11,7 +11,7 @@ from gateway.auth import TokenVerifier
 from infra.service_env import environment
 from infra.settings import Settings
 from projections.migrations import migrate
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 
 def nexus(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,8 @@ from topic_reading import Stored, read_topic
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.command_processor import CommandProcessor
-from streams.kafka_config import producer_config
-from streams.topics import ensure_topics
+from streams.kafka.config import producer_config
+from streams.kafka.topics import ensure_topics
 
 
 class Running:

@@ -16,7 +16,7 @@ from topic_reading import Stored, read_topic
 from infra.demo_traffic import MIX
 from infra.service_env import environment
 from infra.settings import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 
 def demo(settings: Settings, *args: str) -> dict[str, Any]:

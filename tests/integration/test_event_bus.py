@@ -14,8 +14,8 @@ from topic_reading import read_topic
 from infra.settings import Settings
 from schemas.codec import SchemaViolation
 from streams.bus import EventBus, EventSubscriber, OwnedByCommandSide
-from streams.kafka_config import producer_config
-from streams.topics import ensure_topics
+from streams.kafka.config import producer_config
+from streams.kafka.topics import ensure_topics
 
 ACTIVITY = {"kind": "login", "subject_id": "s-1", "attributes": {"ip": "127.0.0.1"}}
 

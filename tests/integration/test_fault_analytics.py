@@ -17,7 +17,7 @@ from webhook_sink import wait_until
 from infra.service_env import with_free_ports
 from infra.settings import Settings
 from projections.migrations import migrate
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 EVENTS = 200_000
 KILL_AT = (40_000, 110_000)

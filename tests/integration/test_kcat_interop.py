@@ -14,7 +14,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from infra.settings import Settings
 from streams.bus import EventBus
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

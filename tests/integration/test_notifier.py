@@ -22,8 +22,8 @@ from webhook_sink import SinkLog, wait_until
 from infra.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
-from streams.async_producer import AsyncProducer
-from streams.kafka_config import producer_config
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.config import producer_config
 from streams.notification_requests import NotificationRequests, notify
 
 SERVICES = ("command-processor", "projector", "gateway", "notifier")

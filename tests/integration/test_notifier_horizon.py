@@ -21,13 +21,13 @@ from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import RecordDelivery, StartNotification
 from sagas.notification.request import notification_id_for
 from sagas.rendering import TemplateRenderer
+from sagas.runtime.contents import RenderedContents
+from sagas.runtime.engine import SagaEngine, Work
 from schemas.codec import AvroCodec
-from streams.kafka_config import producer_config
+from streams.kafka.config import producer_config
+from streams.kafka.partitioning import partition_for
 from streams.notification_requests import notify
-from streams.notifier.contents import RenderedContents
-from streams.notifier.engine import SagaEngine, Work
 from streams.notifier.records import saga_record
-from streams.partitioning import partition_for
 
 DAY = 86_400_000
 SERVICES = ("command-processor", "projector", "gateway", "notifier")

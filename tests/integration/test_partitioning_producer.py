@@ -5,9 +5,9 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, Message, Producer
 
 from infra.settings import Settings
-from streams.kafka_config import producer_config
-from streams.partitioning import partition_for
-from streams.topics import ensure_topics
+from streams.kafka.config import producer_config
+from streams.kafka.partitioning import partition_for
+from streams.kafka.topics import ensure_topics
 
 KEYS = [
     "n-ada",

@@ -16,7 +16,7 @@ from test_projection_support import EventWriter, all_caught_up, checkpoints, wai
 
 from infra.processes import free_port
 from infra.settings import Settings
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 RUN = "from infra.settings import Settings; from projections.projector import run; run(Settings())"
 

@@ -20,8 +20,8 @@ from projections import queries
 from projections.metrics import EVENTS_APPLIED
 from projections.projector import Projector
 from schemas.codec import MAGIC, AvroCodec
-from streams.kafka_config import consumer_config
-from streams.topics import ensure_topics
+from streams.kafka.config import consumer_config
+from streams.kafka.topics import ensure_topics
 
 
 def at(second: int) -> str:

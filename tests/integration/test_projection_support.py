@@ -16,8 +16,8 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from infra.settings import Settings
 from projections.catalog import PROJECTOR_PROJECTIONS
 from schemas.codec import AvroCodec
-from streams.kafka_config import consumer_config, producer_config
-from streams.topics import Topics
+from streams.kafka.config import consumer_config, producer_config
+from streams.kafka.topics import Topics
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 VIEWS = {

@@ -24,7 +24,7 @@ from projections.migrations import migrate
 from projections.projector import Projector
 from projections.replay import ReplayConflict, replay
 from projections.versions import versions_present
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM public.users), (SELECT count(*) FROM public.workspaces),"

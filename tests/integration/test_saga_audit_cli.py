@@ -29,9 +29,9 @@ from sagas.notification.events import (
     Route,
 )
 from schemas.codec import AvroCodec
-from streams.kafka_config import producer_config
-from streams.partitioning import partition_for
-from streams.topics import ensure_topics
+from streams.kafka.config import producer_config
+from streams.kafka.partitioning import partition_for
+from streams.kafka.topics import ensure_topics
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -13,13 +13,13 @@ from infra.settings import Settings
 from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import RecordAttemptFailure, RecordDelivery, StartNotification
 from sagas.rendering import TemplateRenderer
+from sagas.runtime.contents import RenderedContents
+from sagas.runtime.engine import SagaEngine, SagaEventOut, Work
 from schemas.codec import AvroCodec
-from streams.kafka_config import producer_config
-from streams.notifier.contents import RenderedContents
-from streams.notifier.engine import SagaEngine, SagaEventOut, Work
+from streams.kafka.config import producer_config
+from streams.kafka.topics import Topics, ensure_topics
 from streams.notifier.rebuild import load_partition
 from streams.notifier.records import saga_record
-from streams.topics import Topics, ensure_topics
 
 DAY = 86_400_000
 DATA = json.dumps({"user": {"name": "Ada", "email": "a@x"}, "app": {"name": "N", "url": "u"}})

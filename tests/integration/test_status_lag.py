@@ -7,8 +7,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from infra.lag import GROUP_CONSUMERS, group_lag
 from infra.services import lag_for
 from infra.settings import Settings
-from streams.kafka_config import consumer_config, producer_config
-from streams.topics import ensure_topics
+from streams.kafka.config import consumer_config, producer_config
+from streams.kafka.topics import ensure_topics
 
 
 def test_lag_is_what_each_group_has_not_committed(settings: Settings) -> None:

@@ -26,8 +26,8 @@ from projections.lookups import LOOKUP_PROJECTIONS, PostgresLookups
 from projections.projector import Projector
 from schemas.codec import AvroCodec
 from streams.command_processor import CommandProcessor
-from streams.kafka_config import consumer_config, producer_config
-from streams.topics import ensure_topics
+from streams.kafka.config import consumer_config, producer_config
+from streams.kafka.topics import ensure_topics
 from streams.workflows.service import bootstrap
 
 APP_URL = "https://nexus.test"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aggregates.actor import USERS_ADMIN, WORKSPACES_ADMIN
-from streams.command_handling import AggregateStates, decide_command, internal_error
+from aggregates.handling import AggregateStates, decide_command, internal_error
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -26,10 +26,10 @@ from sagas.notification.commands import (
 )
 from sagas.notification.resume import resume
 from sagas.rendering import TemplateRenderer
-from streams.notifier.circuits import ChannelCircuits
-from streams.notifier.contents import RenderedContents
-from streams.notifier.engine import SagaEngine, Work
-from streams.notifier.timers import TimerQueue
+from sagas.runtime.circuits import ChannelCircuits
+from sagas.runtime.contents import RenderedContents
+from sagas.runtime.engine import SagaEngine, Work
+from sagas.runtime.timers import TimerQueue
 
 T0 = int(datetime(2026, 1, 5, 12, 0, tzinfo=UTC).timestamp() * 1000)
 DATA = json.dumps({"user": {"name": "Ada", "email": "a@x"}, "app": {"name": "N", "url": "u"}})

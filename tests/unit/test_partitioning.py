@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.partitioning import murmur2, partition_for, to_positive
+from streams.kafka.partitioning import murmur2, partition_for, to_positive
 
 # org.apache.kafka.common.utils.UtilsTest#testMurmur2, plus the 1..5 byte keys that
 # Akka checks against the same Java method (every tail length 0..3 is covered).

@@ -11,7 +11,7 @@ from prometheus_client import Counter
 
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
-from streams.kafka_config import producer_config
+from streams.kafka.config import producer_config
 
 DEAD_LETTERS = Counter(
     "nexus_dead_letters_total", "Messages sent to the dead-letter topic", ["consumer", "reason"]

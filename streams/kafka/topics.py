@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
 )
 
 from infra.settings import Settings
-from streams.kafka_config import admin_config, consumer_config
+from streams.kafka.config import admin_config, consumer_config
 
 # All topics share a partition count: command partition p owns partition p of the others.
 LOGICAL_TOPICS = (

@@ -16,7 +16,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from infra.settings import Settings
-from streams.kafka_config import transactional_producer_config
+from streams.kafka.config import transactional_producer_config
 
 log = structlog.get_logger()
 T = TypeVar("T")

@@ -38,8 +38,8 @@ from sagas.notification.events import (
 )
 from sagas.notification.react import react
 from sagas.notification.state import NotificationState
-from streams.notifier.circuits import ChannelCircuits, CircuitChange
-from streams.notifier.contents import RenderedContents
+from sagas.runtime.circuits import ChannelCircuits, CircuitChange
+from sagas.runtime.contents import RenderedContents
 
 log = structlog.get_logger()
 CHANNEL_SAGA_PREFIX = "channel:"

@@ -1,7 +1,7 @@
 """Which partition a keyed message lands on, computed without asking a producer.
 
 Kafka's Java clients place a keyed record on `toPositive(murmur2(key)) % partitions`, and
-librdkafka's `murmur2_random` partitioner (our producers' setting, streams.kafka_config)
+librdkafka's `murmur2_random` partitioner (our producers' setting, streams.kafka.config)
 does the same for every non-null key. Readers use this to go straight to the one
 partition that holds an aggregate's events.
 """

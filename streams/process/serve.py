@@ -17,8 +17,8 @@ import structlog
 
 from infra.logging import configure_logging
 from infra.settings import Settings
-from streams.health import HealthServer
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
+from streams.process.health import HealthServer
 
 log = structlog.get_logger()
 HEALTH_HOST = "127.0.0.1"

@@ -1,4 +1,4 @@
-"""Runs a Faust app as a `streams.runtime.Process`: what the Faust-built processes share."""
+"""Runs a Faust app as a `streams.process.serve.Process`: what the Faust-built processes share."""
 
 from __future__ import annotations
 
