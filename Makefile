@@ -34,7 +34,9 @@ status: .venv
 logs: .venv
 	@$(BIN)/nexus logs $(SERVICE) $(ARGS)
 
+# The import contracts first: a broken layer fails in seconds, not after the suite.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 bench: .venv
@@ -44,3 +46,4 @@ lint: .venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
