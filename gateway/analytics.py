@@ -26,6 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.problems import Problem
 from gateway.services import Services
+from infra.clock import utcnow
 from projections import analytics_queries
 from projections.analytics.rollups import GRANULARITIES
 from projections.queries import JsonDict, json_ready
@@ -105,7 +106,7 @@ def _instant(params: Mapping[str, str], name: str) -> datetime | None:
 
 async def get_dashboard(request: Request) -> Response:
     services = _authorized(request, request.headers.get("authorization"))
-    span = analytics_span(request.query_params, _now())
+    span = analytics_span(request.query_params, utcnow())
     return JSONResponse(await _dashboard(services, span))
 
 
@@ -114,7 +115,7 @@ async def get_event_series(request: Request) -> Response:
     event_type = request.path_params["type"]
     if event_type not in services.registry.names("tracking"):
         raise Problem(404, "event-type-not-found", f"no tracked event type {event_type}")
-    span = analytics_span(request.query_params, _now())
+    span = analytics_span(request.query_params, utcnow())
     async with services.pool.connection() as conn:
         series = await analytics_queries.event_series(
             conn, event_type, span.start, span.end, span.granularity, TOP_N
@@ -129,7 +130,7 @@ async def stream_dashboard(request: Request) -> Response:
     authorization = request.headers.get("authorization") if token is None else f"Bearer {token}"
     services = _authorized(request, authorization)
     wanted = {"granularity": request.query_params.get("granularity", "minute")}
-    granularity = analytics_span(wanted, _now()).granularity
+    granularity = analytics_span(wanted, utcnow()).granularity
     return StreamingResponse(
         dashboard_events(services, granularity),
         media_type="text/event-stream",
@@ -143,7 +144,7 @@ async def dashboard_events(services: Services, granularity: str) -> AsyncIterato
     last: str | None = None
     deadline = time.monotonic() + STREAM_LIFETIME_S
     while time.monotonic() < deadline:
-        body = await _dashboard(services, analytics_span({"granularity": granularity}, _now()))
+        body = await _dashboard(services, analytics_span({"granularity": granularity}, utcnow()))
         # The range slides with the clock; only a change of the figures is news.
         figures = json.dumps({k: v for k, v in body.items() if k not in ("from", "to")})
         if figures != last:
@@ -171,10 +172,6 @@ def _authorized(request: Request, authorization: str | None) -> Services:
     services: Services = request.state.services
     services.verifier.principal(authorization).require(READ)
     return services
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def analytics_routes() -> list[BaseRoute]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.outcomes import Outcome, OutcomeListener
 from gateway.problems import Problem
+from infra.clock import utcnow
 from schemas.codec import AvroCodec
 from streams.kafka.async_producer import AsyncProducer, LogUnavailable
 
@@ -72,7 +72,7 @@ def command_record(
         "aggregate_type": aggregate_type,
         "aggregate_id": aggregate_id,
         "expected_version": expected_version,
-        "issued_at": datetime.now(UTC),
+        "issued_at": utcnow(),
         "correlation_id": correlation_id or str(uuid.uuid4()),
         "actor": actor,
         "actor_scopes": sorted(actor_scopes),

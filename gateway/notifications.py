@@ -9,7 +9,6 @@ A token with `notifications:write` (or `notifications:read`) acts for its own su
 from __future__ import annotations
 
 import functools
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aggregates.channels import CHANNELS
 from gateway.auth import NOTIFY_ANYONE, READ_SAGAS, Principal
 from gateway.body import read_json
 from gateway.input_bounds import query_limit
 from gateway.problems import Problem
 from gateway.services import Services
+from infra.clock import utcnow
 from projections import notification_queries as queries
 from sagas.notification.request import MAX_IDEMPOTENCY_KEY, submission
-from sagas.rendering import CHANNELS, TemplateRenderer
+from sagas.rendering import TemplateRenderer
+from schemas.timestamps import epoch_ms
 from streams.kafka.async_producer import LogUnavailable
 
 WRITE, READ = "notifications:write", "notifications:read"
@@ -151,7 +153,7 @@ async def submit_notification(request: Request) -> Response:
         template=wanted.template,
         data=wanted.data,
         requested_by=principal.subject,
-        submitted_at=int(time.time() * 1000),
+        submitted_at=epoch_ms(utcnow()),
         channels=wanted.channels,
         idempotency_key=wanted.idempotency_key,
         notification_id=None if wanted.idempotency_key else str(uuid.uuid4()),

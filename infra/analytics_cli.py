@@ -15,15 +15,17 @@ import json
 import sys
 import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from infra.settings import Settings
-
-if TYPE_CHECKING:
-    from confluent_kafka import Consumer, Message
-
-    from schemas.codec import AvroCodec
-    from streams.ingest import Ingestor
+from schemas.codec import AvroCodec, DecodeError
+from schemas.tracking_plan import load_plan
+from streams.ingest import Ingestor
+from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.config import consumer_config, producer_config
+from streams.kafka.reading import read_to_end
 
 CHUNK = 500  # rejected items re-checked and published together
 
@@ -52,12 +54,6 @@ def analytics_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_rejected(settings: Settings, limit: int | None) -> int:
-    from confluent_kafka import Consumer
-
-    from schemas.codec import AvroCodec
-    from streams.kafka.config import consumer_config
-    from streams.kafka.reading import read_to_end
-
     topic, codec = settings.topic("analytics-rejected"), AvroCodec()
     reader = f"{settings.topic_prefix}.analytics-rejected-reader.{uuid.uuid4().hex}"
     consumer = Consumer(consumer_config(settings, reader))  # assigns only; never commits
@@ -78,8 +74,6 @@ def print_rejected(settings: Settings, limit: int | None) -> int:
 
 
 def rejected_line(codec: AvroCodec, message: Message) -> dict[str, Any]:
-    from schemas.codec import DecodeError
-
     where = {"partition": message.partition(), "offset": message.offset()}
     try:
         _, record = codec.decode(message.value())
@@ -96,14 +90,6 @@ def rejected_line(codec: AvroCodec, message: Message) -> dict[str, Any]:
 
 
 async def resubmit(settings: Settings, limit: int | None) -> ResubmitCounts | None:
-    from confluent_kafka import Consumer
-
-    from schemas.codec import AvroCodec
-    from schemas.tracking_plan import load_plan
-    from streams.ingest import Ingestor
-    from streams.kafka.async_producer import AsyncProducer
-    from streams.kafka.config import consumer_config, producer_config
-
     topic, codec = settings.topic("analytics-rejected"), AvroCodec()
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.analytics-resubmit"))
     producer = AsyncProducer(producer_config(settings))
@@ -130,8 +116,6 @@ async def _resubmit_partition(
     counts: ResubmitCounts,
 ) -> None:
     """From the group's committed offset to the end the partition had when this started."""
-    from confluent_kafka import TopicPartition
-
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 30)
     [committed] = consumer.committed([TopicPartition(topic, partition)], 30)
     position = max(committed.offset, low)  # no commit yet: a negative sentinel
@@ -150,8 +134,6 @@ async def _resubmit_partition(
 async def _resubmit_chunk(
     ingestor: Ingestor, messages: list[Message], counts: ResubmitCounts
 ) -> None:
-    from schemas.codec import DecodeError
-
     records = []
     for message in messages:
         try:

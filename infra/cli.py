@@ -28,6 +28,9 @@ from infra.services import (
     lag_for,
 )
 from infra.settings import Settings
+from infra.supervise import supervise
+from projections.migrations import migrate
+from streams.kafka.topics import ensure_topics
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -84,9 +87,6 @@ def _install_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prepare(args: argparse.Namespace, settings: Settings) -> int:
     """Create the JWT secret, the topics and the database schema (idempotent)."""
-    from projections.migrations import migrate
-    from streams.kafka.topics import ensure_topics
-
     ensure_secret_file(settings.jwt_secret_file, nbytes=48)
     ensure_topics(settings)
     migrate(settings.resolved_database_url)
@@ -195,8 +195,6 @@ def _logs_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one service in the foreground (what `up` starts detached, supervised)."""
     if args.supervise:
-        from infra.supervise import supervise
-
         return supervise([sys.argv[0], "run", args.service])
     module = importlib.import_module(RUNNERS[args.service])
     module.run(settings)

@@ -12,14 +12,23 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from infra.settings import Settings
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
-LOGICAL = ("commands", "events", "outcomes", "deadletter")
+from gateway.auth import DEFAULT_SCOPES, TokenVerifier
+from infra.saga_audit import json_line, report_lines, summary_lines
+from infra.settings import Settings
+from projections.catalog import PROJECTIONS
+from sagas.rendering import check_templates
+from schemas.codec import AvroCodec, DecodeError, SchemaViolation
+from schemas.compatibility import check_registry
+from schemas.registry import UnknownSchema, default_registry
+from streams.aggregate_history import TopicMissing, read_aggregate_history
+from streams.bus import EventBus, OwnedByCommandSide
+from streams.kafka.config import consumer_config
+from streams.kafka.topics import LOGICAL_TOPICS, Topics
 
 
 def token(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.auth import DEFAULT_SCOPES, TokenVerifier
-
     try:
         # Both refusals are the gateway's: a secret under 32 bytes, a ttl past the max.
         verifier = TokenVerifier.from_settings(settings)
@@ -37,14 +46,11 @@ def token_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def topics(args: argparse.Namespace, settings: Settings) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    from streams.kafka.config import consumer_config
-
+    """One row per platform topic (streams.kafka.topics), missing ones included."""
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.cli"))
     try:
         print(f"{'TOPIC':<32} {'PARTITIONS':>10} {'OFFSETS':>10}")
-        for name in (settings.topic(t) for t in LOGICAL):
+        for name in Topics.from_settings(settings).names():
             meta = consumer.list_topics(name, timeout=10).topics[name]
             if meta.error is not None:
                 print(f"{name:<32} {'missing':>10}")
@@ -59,10 +65,6 @@ def topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def publish(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.codec import SchemaViolation
-    from schemas.registry import UnknownSchema
-    from streams.bus import EventBus, OwnedByCommandSide
-
     try:
         data = json.loads(args.data)
     except json.JSONDecodeError as exc:
@@ -100,37 +102,19 @@ def publish_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def tail(args: argparse.Namespace, settings: Settings) -> int:
-    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
-
-    from schemas.codec import AvroCodec, DecodeError
-    from streams.kafka.config import consumer_config
-
-    name = settings.topic(args.topic) if args.topic in LOGICAL else args.topic
+    """Every platform topic holds single-object Avro of schemas/, so one codec decodes all."""
+    logical = Topics.from_settings(settings).by_logical_name()
+    name = logical.get(args.topic, args.topic)
     codec = AvroCodec()
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.tail.{uuid.uuid4()}"))
-    start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
-    partitions = consumer.list_topics(name, timeout=10).topics[name].partitions
-    consumer.assign([TopicPartition(name, p, start) for p in partitions])
-    printed, idle = 0, 0.0
     try:
-        while args.max is None or printed < args.max:
-            message = consumer.poll(0.5)
-            if message is None:
-                idle += 0.5
-                if args.idle_exit is not None and idle >= args.idle_exit:
-                    break
-                continue
-            idle = 0.0
-            if message.error() is not None:
-                continue
-            where = {"partition": message.partition(), "offset": message.offset()}
-            try:
-                schema, record = codec.decode(message.value())
-                line = {**where, "schema": schema.label, "record": record}
-            except DecodeError as err:
-                line = {**where, "undecodable": err.reason, "detail": err.detail}
-            print(json.dumps(line, default=_json_default), flush=True)
-            printed += 1
+        meta = consumer.list_topics(name, timeout=10).topics[name]
+        if meta.error is not None:  # assigning no partitions would wait forever, silent
+            print(f"nexus tail: no topic {name} ({meta.error.str()})", file=sys.stderr)
+            return 1
+        start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(name, p, start) for p in meta.partitions])
+        _print_messages(consumer, codec, args.max, args.idle_exit)
     except KeyboardInterrupt:
         pass
     finally:
@@ -138,14 +122,39 @@ def tail(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_messages(
+    consumer: Consumer, codec: AvroCodec, limit: int | None, idle_exit: float | None
+) -> None:
+    printed, idle = 0, 0.0
+    while limit is None or printed < limit:
+        message = consumer.poll(0.5)
+        if message is None:
+            idle += 0.5
+            if idle_exit is not None and idle >= idle_exit:
+                return
+            continue
+        idle = 0.0
+        if message.error() is not None:
+            continue
+        where = {"partition": message.partition(), "offset": message.offset()}
+        try:
+            schema, record = codec.decode(message.value())
+            line = {**where, "schema": schema.label, "record": record}
+        except DecodeError as err:
+            line = {**where, "undecodable": err.reason, "detail": err.detail}
+        print(json.dumps(line, default=_json_default), flush=True)
+        printed += 1
+
+
 def tail_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("topic", help=f"{', '.join(LOGICAL)} or a full topic name")
+    parser.add_argument("topic", help=f"{', '.join(LOGICAL_TOPICS)} or a full topic name")
     parser.add_argument("--from-beginning", action="store_true")
     parser.add_argument("--max", type=int, help="stop after this many messages")
     parser.add_argument("--idle-exit", type=float, help="stop after this many idle seconds")
 
 
 def replay(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported when run: replay brings psycopg's pool and the rebuild machinery (~0.1 s).
     from projections.replay import replay as rebuild
 
     result = rebuild(settings, args.projection, progress=not args.quiet)
@@ -158,15 +167,14 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
 def replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "projection",
-        help="users, workspaces, memberships, command_outcomes, notifications or all",
+        choices=[*PROJECTIONS, "all"],
+        metavar="PROJECTION",
+        help=f"{', '.join(PROJECTIONS)} or all",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.compatibility import check_registry
-    from schemas.registry import default_registry
-
     registry = default_registry()
     if args.action == "list":
         for name in registry.names():
@@ -186,8 +194,6 @@ def schemas_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def templates(args: argparse.Namespace, settings: Settings) -> int:
-    from sagas.rendering import check_templates
-
     problems = check_templates()
     for problem in problems:
         where = f"{problem.template}/{problem.channel}" if problem.channel else problem.template
@@ -202,9 +208,6 @@ def templates_arguments(parser: argparse.ArgumentParser) -> None:
 
 def saga(args: argparse.Namespace, settings: Settings) -> int:
     """Audit one notification saga from its topic; with --json the summary goes to stderr."""
-    from infra.saga_audit import json_line, report_lines, summary_lines
-    from streams.aggregate_history import TopicMissing, read_aggregate_history
-
     try:
         found = read_aggregate_history(settings, settings.topic("notifications"), args.id)
     except TopicMissing as exc:

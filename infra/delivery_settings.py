@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from aggregates.channels import CHANNELS, Channel
 from infra.settings import Settings
 from sagas.delivery.config import (
     DEFAULT_TIMEOUTS,
@@ -13,7 +14,6 @@ from sagas.delivery.config import (
     SmtpMode,
     TwilioConfig,
 )
-from sagas.rendering import CHANNELS, Channel
 
 SMTP_MODES = ("insecure", "starttls", "ssl")
 

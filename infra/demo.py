@@ -18,11 +18,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
+from infra.clock import utcnow
 from infra.demo_traffic import Incident, TrafficModel, TrafficParams
 from infra.logging import configure_logging
 from infra.settings import Settings
@@ -237,7 +238,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         incident_every=args.incident_every,
         seed=seed,
     )
-    model = TrafficModel(params, datetime.now(UTC))
+    model = TrafficModel(params, utcnow())
     counts = DemoCounts()
     log.info("demo_started", via=args.via, duration=args.duration, **asdict(params))
     code = 0

@@ -12,19 +12,19 @@ import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, get_args
 
 from aggregates.codec import DataError, from_data
 from sagas.notification.decider import evolve
 from sagas.notification.events import NotificationEvent
 from sagas.notification.state import NotificationState, initial_state
+from schemas.timestamps import from_epoch_ms
 
 Record = Mapping[str, Any]
 Facts = list[tuple[str, object]]
 
 EVENT_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in get_args(NotificationEvent)}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def json_line(record: Record) -> str:
 
 
 def iso_ms(epoch_ms: int) -> str:
-    return (_EPOCH + timedelta(milliseconds=epoch_ms)).isoformat(timespec="milliseconds")
+    return from_epoch_ms(epoch_ms).isoformat(timespec="milliseconds")
 
 
 def _json_default(value: object) -> object:

@@ -8,7 +8,6 @@ circuit-breaker events that share the topic are not handled, so they are never d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 
 from projections.model import (
     Event,
@@ -20,6 +19,7 @@ from projections.model import (
     advances,
     envelope_update,
 )
+from schemas.timestamps import from_epoch_ms
 
 NOTIFICATIONS = Table(
     name="notifications",
@@ -60,12 +60,6 @@ SAGA_EVENTS = Table(
 )
 
 TERMINAL = frozenset({"completed", "given_up", "digested"})
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_ms(millis: int) -> datetime:
-    """An event's epoch-milliseconds time as an exact UTC datetime."""
-    return EPOCH + timedelta(milliseconds=millis)
 
 
 def _key(event: Event) -> Key:
@@ -103,7 +97,7 @@ def _requested(rows: RowCache, event: Event) -> None:
         "delivered_channels": [],
         "reason": None,
         "idempotency_key": data.get("idempotency_key"),
-        "requested_at": epoch_ms(data["requested_at"]),
+        "requested_at": from_epoch_ms(data["requested_at"]),
         "deferred_until": None,
         "completed_at": None,
     }
@@ -123,7 +117,7 @@ def _update(rows: RowCache, event: Event, **changes: object) -> None:
 
 def _deferred(rows: RowCache, event: Event) -> None:
     data = event["data"]
-    until = epoch_ms(data["until"])
+    until = from_epoch_ms(data["until"])
     _update(rows, event, status="deferred", deferred_until=until, reason=data["reason"])
 
 

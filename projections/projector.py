@@ -14,12 +14,12 @@ from types import TracebackType
 import psycopg
 import structlog
 
+from infra.clock import utcnow
 from infra.settings import Settings
 from projections.catalog import PROJECTOR_PROJECTIONS, projection
 from projections.migrations import migrate
 from projections.runner import ProjectionRunner
 from schemas.codec import AvroCodec
-from streams.kafka.dead_letters import utcnow
 from streams.process.serve import Process, serve
 
 log = structlog.get_logger()

@@ -20,16 +20,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from aggregates.channels import CHANNELS, Channel
 from sagas.template_platform import ForeignLink, PlatformContext
-
-Channel = Literal["email", "sms", "push", "slack", "discord", "webhook"]
-CHANNELS: tuple[Channel, ...] = get_args(Channel)
 
 # The files each channel needs, in the order they are rendered.
 CHANNEL_FILES: dict[Channel, tuple[str, ...]] = {

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.json_input import InvalidInput, from_json
 from schemas.registry import SchemaRegistry, default_registry
+from schemas.timestamps import epoch_ms, from_epoch_ms
 from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan
 
 MAX_TYPE, MAX_USER_ID, MAX_ID = 100, 200, 128
 INGEST = "analytics:ingest"  # the scope of servers that ingest for many users
 ITEM_FIELDS = ("id", "type", "user_id", "timestamp", "data")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _DAY_MS = 86_400_000
 _LONG = 2**63
 TIMESTAMP_FORMS = "an ISO-8601 date-time with a timezone or epoch milliseconds (an integer)"
@@ -129,7 +128,7 @@ class TrackingValidator:
         at_ms, errors = _epoch_ms(value)
         if at_ms is None:
             return None, errors
-        now_ms = (now - EPOCH) // _MS
+        now_ms = epoch_ms(now)
         tolerance, retention = self.plan.future_tolerance_seconds, self.plan.retention_days
         clock = f"the server clock ({_iso(now)})"
         if at_ms - now_ms > tolerance * 1000:
@@ -140,7 +139,7 @@ class TrackingValidator:
             age = f"{(now_ms - at_ms) / _DAY_MS:.1f}"
             detail = f"is {age} days old by {clock}; events older than {retention} days are refused"
             return None, [ItemError("/timestamp", detail)]
-        return EPOCH + at_ms * _MS, []
+        return from_epoch_ms(at_ms), []
 
 
 def validate_item(
@@ -189,7 +188,7 @@ def _epoch_ms(value: Any) -> tuple[int | None, list[ItemError]]:
 def _aware_ms(at: datetime) -> tuple[int | None, list[ItemError]]:
     if at.tzinfo is None:
         return None, [ItemError("/timestamp", "must have a timezone, e.g. Z or +02:00")]
-    return (at - EPOCH) // _MS, []
+    return epoch_ms(at), []
 
 
 def _object(value: Any) -> list[ItemError]:

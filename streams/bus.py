@@ -11,20 +11,21 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, Message
 
 from aggregates.registry import DECIDERS
+from infra.clock import utcnow
 from infra.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from schemas.tracking_plan import load_plan
 from streams.ingest import Ingestor, IngestResult
 from streams.kafka.async_producer import AsyncProducer
 from streams.kafka.config import consumer_config, producer_config
-from streams.kafka.dead_letters import KafkaDeadLetters, utcnow
+from streams.kafka.dead_letters import KafkaDeadLetters
 from streams.kafka.polling import poll_batch
 from streams.kafka.topics import Topics
 
@@ -100,7 +101,7 @@ class EventBus:
             "aggregate_type": aggregate_type,
             "aggregate_id": event.aggregate_id,
             "aggregate_version": event.aggregate_version,
-            "occurred_at": event.occurred_at or datetime.now(UTC),
+            "occurred_at": event.occurred_at or utcnow(),
             "correlation_id": event.correlation_id or str(uuid.uuid4()),
             "causation_id": event.causation_id,
             "actor": event.actor,

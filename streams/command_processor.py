@@ -15,10 +15,10 @@ from datetime import datetime
 import structlog
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from infra.clock import utcnow
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config
-from streams.kafka.dead_letters import utcnow
 from streams.kafka.polling import poll_batch
 from streams.kafka.topics import Topics
 from streams.partition_writer import PartitionWriter

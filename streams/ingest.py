@@ -13,9 +13,10 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from infra.clock import utcnow
 from infra.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import ItemError, TrackedEvent, TrackingValidator
@@ -57,10 +58,6 @@ class _Prepared:
     rejected_messages: list[Message]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -73,7 +70,7 @@ class Ingestor:
         codec: AvroCodec,
         plan: TrackingPlan,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
         self.topic = settings.topic("analytics")

@@ -6,16 +6,17 @@ by notification id, so every request for one notification reaches the same saga 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aggregates import codec as data_codec
+from infra.clock import utcnow
 from infra.settings import Settings
 from sagas.notification.request import NotificationSubmitted, submission
 from schemas.codec import AvroCodec
+from schemas.timestamps import epoch_ms
 from streams.kafka.async_producer import AsyncProducer
 from streams.kafka.config import producer_config
 
@@ -36,7 +37,7 @@ def request_record(
         "aggregate_type": "notification",
         "aggregate_id": request.notification_id,
         "aggregate_version": 0,  # a request, not a saga event: the saga versions its own
-        "occurred_at": occurred_at or datetime.now(UTC),
+        "occurred_at": occurred_at or utcnow(),
         "correlation_id": correlation_id or str(uuid.uuid4()),
         "causation_id": causation_id,
         "actor": request.requested_by,
@@ -80,7 +81,7 @@ async def notify(
         template=template,
         data=data,
         requested_by=requested_by,
-        submitted_at=int(time.time() * 1000),
+        submitted_at=epoch_ms(utcnow()),
         channels=channels,
         idempotency_key=idempotency_key,
         notification_id=None if idempotency_key else str(uuid.uuid4()),

@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 from typing import assert_never
 
+from aggregates.channels import CHANNELS
 from aggregates.errors import DomainError
 from aggregates.user.commands import (
     DeactivateUser,
@@ -25,9 +26,8 @@ from aggregates.user.events import (
 )
 from aggregates.user.state import Preferences, UserState, initial_state
 
-__all__ = ["CHANNELS", "decide", "evolve", "initial_state"]
+__all__ = ["decide", "evolve", "initial_state"]
 
-CHANNELS = frozenset({"email", "sms", "push", "slack", "discord", "webhook"})
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sagas.rendering import Channel
+from aggregates.channels import Channel
 
 SmtpMode = Literal["insecure", "starttls", "ssl"]
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from sagas.rendering import Channel, Rendered
+from aggregates.channels import Channel
+from sagas.rendering import Rendered
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ zoneinfo reads the system's tz database, which is static data, so these stay pur
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aggregates.errors import DomainError
 from aggregates.user.events import ChannelAddress, QuietHours
 from sagas.notification.commands import Fallback
 from sagas.notification.events import Route
+from schemas.timestamps import epoch_ms, from_epoch_ms
 
 
 def backoff_ms(attempt: int, jitter: float, base_delay_ms: int, max_delay_ms: int) -> int:
@@ -68,7 +69,7 @@ def quiet_hours_end(quiet_hours: QuietHours, now_ms: int) -> int | None:
     start == end means none.
     """
     zone = _zone(quiet_hours.timezone)
-    local = datetime.fromtimestamp(now_ms / 1000, tz=UTC).astimezone(zone)
+    local = from_epoch_ms(now_ms).astimezone(zone)
     start, end = _hh_mm(quiet_hours.start), _hh_mm(quiet_hours.end)
     now = local.time().replace(tzinfo=None)
     if start == end:
@@ -81,7 +82,7 @@ def quiet_hours_end(quiet_hours: QuietHours, now_ms: int) -> int | None:
     if not inside:
         return None
     until = datetime.combine(end_day, end, tzinfo=zone)
-    return int(until.timestamp() * 1000)
+    return epoch_ms(until)
 
 
 def _zone(name: str) -> ZoneInfo:

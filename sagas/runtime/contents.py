@@ -15,13 +15,14 @@ from typing import Any, cast
 
 import structlog
 
+from aggregates.channels import CHANNELS, Channel
 from sagas.notification.commands import (
     RecordRenderFailure,
     RecordRendering,
     RenderNotification,
 )
 from sagas.notification.events import RenderedContent
-from sagas.rendering import CHANNELS, Channel, Rendered, TemplateError, TemplateRenderer
+from sagas.rendering import Rendered, TemplateError, TemplateRenderer
 
 log = structlog.get_logger()
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sagas.rendering import CHANNELS
+from aggregates.channels import CHANNELS
 from sagas.workflows.expressions import (
     Condition,
     Expression,

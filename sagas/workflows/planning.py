@@ -9,17 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from sagas.notification.request import ID_NAMESPACE, NotificationSubmitted, submission
 from sagas.workflows.config import DataSpec, Workflow
 from sagas.workflows.evaluation import Lookups, Row, Scope, Unresolved, evaluate, holds
 from sagas.workflows.expressions import Expression, describe
+from schemas.timestamps import epoch_ms
 
 # Fixed forever: changing it would give replayed events new notification ids.
 WORKFLOW_NAMESPACE = uuid.uuid5(ID_NAMESPACE, "workflow")
-_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
 @dataclass(frozen=True)
@@ -105,13 +104,6 @@ def _data(spec: DataSpec, scope: Scope) -> dict[str, Any]:
         key: evaluate(value.node, scope) if isinstance(value, Expression) else _data(value, scope)
         for key, value in spec.items()
     }
-
-
-def epoch_ms(value: datetime | int) -> int:
-    """An Avro timestamp-millis as decoded (an aware datetime) or as written (an int)."""
-    if isinstance(value, int):
-        return value
-    return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
 class RowMemo:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import faust
 import structlog
 from faust.types import TP
 
+from infra.clock import utcnow
 from infra.settings import Settings
 from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import ProjectionSink
@@ -96,7 +97,7 @@ def _track_readiness(app: faust.App, topics: set[str], ready: threading.Event) -
 def _check_on_leader(app: faust.App, check: AnomalyCheck) -> None:
     async def anomalies() -> None:
         try:
-            await check(datetime.now(UTC))
+            await check(utcnow())
         except Exception:  # one failed check must not stop the worker; the next retries
             log.exception("anomaly_check_failed")
 

@@ -11,6 +11,7 @@ import structlog
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from infra.clock import utcnow
 from infra.settings import Settings
 from projections import store
 from projections.catalog import STREAM_PROCESSED, projection
@@ -21,7 +22,7 @@ from streams.analytics.sink import ProjectionSink
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
 from streams.kafka.config import admin_config
-from streams.kafka.dead_letters import KafkaDeadLetters, utcnow
+from streams.kafka.dead_letters import KafkaDeadLetters
 from streams.process.faust_worker import faust_run
 from streams.process.serve import Process, serve
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -45,10 +45,6 @@ def dead_letter(
         "failed_at": now,
     }
     return codec.encode("dead_letter", record)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class DeadLetterFailed(RuntimeError):

@@ -20,6 +20,7 @@ from typing import cast
 
 import structlog
 
+from aggregates.channels import Channel
 from sagas.delivery.port import (
     AttemptClaim,
     AttemptRecord,
@@ -30,7 +31,7 @@ from sagas.delivery.port import (
 )
 from sagas.delivery.recipients import Recipients
 from sagas.notification.commands import DeliverAttempt
-from sagas.rendering import Channel, TemplateError
+from sagas.rendering import TemplateError
 from sagas.runtime.contents import RenderedContents
 from sagas.runtime.engine import Saga
 

@@ -11,6 +11,7 @@ import structlog
 from confluent_kafka import Message
 from psycopg_pool import ConnectionPool
 
+from infra.clock import utcnow
 from infra.delivery_settings import delivery_config
 from infra.settings import Settings
 from sagas.circuit.breaker import CircuitConfig
@@ -25,7 +26,6 @@ from sagas.runtime.contents import RenderedContents
 from sagas.runtime.engine import SagaEngine
 from sagas.template_platform import PlatformContext
 from schemas.codec import AvroCodec
-from streams.kafka.dead_letters import utcnow
 from streams.notifier.deliveries import DeliveryDesk
 from streams.notifier.requests import Decoded, StartPolicy, decode_requests, without_forgotten
 from streams.notifier.worker import NotificationWorker

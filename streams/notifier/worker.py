@@ -40,6 +40,7 @@ from sagas.notification.resume import resume
 from sagas.runtime.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
 from sagas.runtime.timers import TimerQueue
 from schemas.codec import AvroCodec
+from schemas.timestamps import epoch_ms
 from streams.kafka.config import consumer_config
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.polling import poll_batch
@@ -56,10 +57,6 @@ CONSUMER_NAME = "notifier"
 BATCH = 500
 MAX_RESPONSE = 1000
 EVICT_EVERY_MS = 60_000
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 class NotificationWorker:

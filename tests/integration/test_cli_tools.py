@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 
+from confluent_kafka import Producer
 from stack import NEXUS
 
+from aggregates.codec import to_data
 from gateway.auth import TokenVerifier
 from infra.service_env import environment
 from infra.settings import Settings
+from projections.catalog import PROJECTIONS
 from projections.migrations import migrate
-from streams.kafka.topics import ensure_topics
+from sagas.notification.events import NotificationRequested, Route
+from schemas.codec import AvroCodec
+from schemas.timestamps import from_epoch_ms
+from streams.kafka.config import producer_config
+from streams.kafka.topics import LOGICAL_TOPICS, ensure_topics
 
 
 def nexus(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,3 +86,59 @@ def test_templates_check_renders_every_shipped_template(settings: Settings) -> N
     checked = nexus(settings, "templates", "check")
     assert checked.returncode == 0, checked.stderr
     assert "0 problems" in checked.stdout
+
+
+def test_topics_lists_every_platform_topic(settings: Settings) -> None:
+    ensure_topics(settings)
+    listed = nexus(settings, "topics")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in listed.stdout.splitlines()[1:]}
+    assert rows == {settings.topic(t): [str(settings.partitions), "0"] for t in LOGICAL_TOPICS}
+
+
+def test_tail_accepts_every_logical_topic_name(settings: Settings) -> None:
+    ensure_topics(settings)
+    for logical in LOGICAL_TOPICS:
+        tailed = nexus(settings, "tail", logical, "--from-beginning", "--idle-exit", "0.5")
+        assert (tailed.returncode, tailed.stdout, tailed.stderr) == (0, "", ""), logical
+
+
+def test_tail_refuses_a_missing_topic_instead_of_waiting_silently(settings: Settings) -> None:
+    tailed = nexus(settings, "tail", settings.topic("no-such-topic"), "--idle-exit", "0.5")
+    assert tailed.returncode == 1
+    assert f"no topic {settings.topic('no-such-topic')}" in tailed.stderr
+
+
+def test_tail_notifications_prints_the_saga_events(settings: Settings) -> None:
+    topic = ensure_topics(settings).notifications
+    event = NotificationRequested(
+        "n-1", "u-1", "welcome", None, (Route(("email",)),), "{}", None, False,
+        1_000, 3_600_000, 3, 1000, 300_000,
+    )  # fmt: skip
+    record = {
+        "event_id": "n-1-e1", "type": event.TYPE, "aggregate_type": "notification",
+        "aggregate_id": "n-1", "aggregate_version": 1, "occurred_at": from_epoch_ms(1_000),
+        "correlation_id": "c-1", "causation_id": None, "actor": "notifier",
+        "data": to_data(event),
+    }  # fmt: skip
+    producer = Producer(producer_config(settings))
+    producer.produce(topic, key=b"n-1", value=AvroCodec().encode(event.TYPE, record))
+    assert producer.flush(30) == 0
+
+    tailed = nexus(settings, "tail", "notifications", "--from-beginning", "--max", "1")
+
+    assert tailed.returncode == 0, tailed.stderr
+    line = json.loads(tailed.stdout)
+    assert line["schema"].split()[0] == "notification.requested"
+    assert (line["record"]["aggregate_id"], line["record"]["data"]["template"]) == (
+        "n-1",
+        "welcome",
+    )
+
+
+def test_replay_help_names_every_projection() -> None:
+    shown = subprocess.run([NEXUS, "replay", "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert all(name in shown.stdout for name in PROJECTIONS)
+    refused = subprocess.run([NEXUS, "replay", "nope"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr

@@ -8,7 +8,6 @@ from typing import Any
 from aggregates.codec import to_data
 from projections.catalog import PROJECTIONS
 from projections.model import Event, Row, RowCache
-from projections.notifications import epoch_ms
 from sagas.notification.events import (
     DigestItem,
     NotificationAttemptFailed,
@@ -30,6 +29,7 @@ from sagas.notification.events import (
     Route,
 )
 from schemas.registry import default_registry
+from schemas.timestamps import from_epoch_ms
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
@@ -127,7 +127,7 @@ def test_deferral_and_resumption() -> None:
     rows = fold(saga("n1", requested(), NotificationDeferred(until, "quiet_hours")))
     deferred = notification(rows)
     assert (deferred["status"], deferred["reason"]) == ("deferred", "quiet_hours")
-    assert deferred["deferred_until"] == epoch_ms(until) == T0 + timedelta(hours=8)
+    assert deferred["deferred_until"] == from_epoch_ms(until) == T0 + timedelta(hours=8)
     fold(saga("n1", NotificationResumed(until), first=3), rows)
     resumed = notification(rows)
     assert (resumed["status"], resumed["reason"], resumed["deferred_until"]) == (

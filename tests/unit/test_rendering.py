@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from aggregates.channels import CHANNELS, Channel
 from sagas.rendering import (
-    CHANNELS,
     DEFAULT_TEMPLATE_ROOT,
-    Channel,
     TemplateError,
     TemplateRenderer,
     check_templates,

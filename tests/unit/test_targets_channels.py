@@ -8,11 +8,12 @@ from typing import Any
 import apprise
 import pytest
 
+from aggregates.channels import Channel
 from sagas.delivery import apprise_urls as urls
 from sagas.delivery.apprise_notifier import AppriseNotifier
 from sagas.delivery.config import DeliveryConfig, NtfyConfig, SmtpConfig, TwilioConfig
 from sagas.delivery.targets import TargetGuard
-from sagas.rendering import DEFAULT_TEMPLATE_ROOT, Channel, Rendered, TemplateRenderer, load_sample
+from sagas.rendering import DEFAULT_TEMPLATE_ROOT, Rendered, TemplateRenderer, load_sample
 
 SLACK = "https://hooks.slack.com/services/T1ABCDEFG/B1ABCDEFG/abcdefghijklmnopqrstuvwx"
 DISCORD = "https://discord.com/api/webhooks/123456789012345678/abcDEF_ghi-jkl"

@@ -24,8 +24,8 @@ from sagas.workflows import (
 )
 from sagas.workflows.config import DataSpec
 from sagas.workflows.expressions import EventRef, Expression, Joined, LookupRef, Node
-from sagas.workflows.planning import epoch_ms
 from schemas.registry import default_registry
+from schemas.timestamps import epoch_ms
 
 TEMPLATES = TemplateRenderer(DEFAULT_TEMPLATE_ROOT).templates()
 SHIPPED = parse_workflows(
