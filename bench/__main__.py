@@ -22,7 +22,7 @@ from typing import Any
 from bench import analytics, authorization, http_accept, latency, notify, publish, replay_rate
 from bench.environment import BenchEnvironment
 from bench.report import Outcome, notes, say, table, write_json
-from infra.settings import PROJECT_ROOT
+from infra.config.settings import PROJECT_ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[BenchEnvironment], Outcome]] = {

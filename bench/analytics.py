@@ -30,8 +30,8 @@ from bench.kafka_log import message_count
 from bench.notify import StackCpu
 from bench.processes import Stack, nexus_service
 from bench.report import Outcome, say
-from infra.child_process import ChildProcess
-from infra.service_env import with_free_ports
+from infra.local.child_process import ChildProcess
+from infra.local.service_env import with_free_ports
 from projections.migrations import migrate
 from schemas.codec import AvroCodec
 from streams.kafka.topics import ensure_topics

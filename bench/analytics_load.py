@@ -1,6 +1,6 @@
 """Load for the analytics benchmark: tracked events as JSON bodies and as encoded records.
 
-The events come from the demo's traffic model (infra/demo_traffic.py), so their mix, sizes
+The events come from the demo's traffic model (infra/cli/demo_traffic.py), so their mix, sizes
 and users are those of `nexus demo`. Bodies are what `POST /api/v1/ingest/batch` takes;
 records are checked and encoded exactly as the Ingestor would write them, before any
 clock starts, so a raw producer can send the very bytes the gateway would have sent.
@@ -20,8 +20,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from infra.demo_traffic import TrafficModel, TrafficParams
-from infra.settings import Settings
+from infra.cli.demo_traffic import TrafficModel, TrafficParams
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import TrackedEvent, TrackingValidator
 from schemas.tracking_plan import load_plan

@@ -42,8 +42,8 @@ from bench.report import say
 from bench.service_metrics import HistogramTotals, histogram
 from bench.wrk import SCRIPT, WrkResult, run_wrk
 from gateway.auth import TokenVerifier
-from infra.child_process import ChildProcess
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.child_process import ChildProcess
 from schemas.codec import AvroCodec
 
 BATCH_HISTOGRAM = "nexus_analytics_batch_seconds"

@@ -18,7 +18,7 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config
 

@@ -15,10 +15,10 @@ from types import TracebackType
 
 import psycopg
 
-from infra.kafka_server import KafkaServer, ensure_kafka_jars
-from infra.postgres_server import PostgresServer, ensure_postgres_installed
-from infra.processes import free_port, free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.kafka_server import KafkaServer, ensure_kafka_jars
+from infra.local.postgres_server import PostgresServer, ensure_postgres_installed
+from infra.local.processes import free_port, free_ports
 
 
 class BenchEnvironment:

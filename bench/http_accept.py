@@ -27,9 +27,9 @@ from bench.processes import (
 )
 from bench.report import Figure, Outcome
 from bench.wrk import WrkResult, ensure_wrk, post_script, run_wrk
-from infra.child_process import ChildProcess
-from infra.processes import free_port
-from infra.service_env import with_free_ports
+from infra.local.child_process import ChildProcess
+from infra.local.processes import free_port
+from infra.local.service_env import with_free_ports
 from streams.kafka.topics import ensure_topics
 
 NAME = "http"

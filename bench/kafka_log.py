@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.kafka.config import consumer_config, producer_config
 
 

@@ -28,9 +28,9 @@ from bench.report import Outcome, say
 from bench.row_watcher import RowWatcher
 from bench.service_metrics import histogram
 from bench.wrk import post_script, run_wrk
-from infra.child_process import ChildProcess
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.child_process import ChildProcess
+from infra.local.service_env import with_free_ports
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics
 

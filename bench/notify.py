@@ -38,10 +38,10 @@ from bench.notify_reference import apprise_run
 from bench.processes import Stack, gateway_token, nexus_service
 from bench.report import Outcome, say
 from bench.webhook_sink import SinkReceipts, sink_process
-from infra.child_process import ChildProcess
-from infra.processes import free_port
-from infra.service_env import service_port, with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.child_process import ChildProcess
+from infra.local.processes import free_port
+from infra.local.service_env import service_port, with_free_ports
 from projections.migrations import migrate
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config

@@ -17,7 +17,7 @@ import httpx
 from confluent_kafka import Producer
 
 from bench.webhook_sink import SinkReceipts
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
 from streams.kafka.async_producer import AsyncProducer

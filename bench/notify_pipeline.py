@@ -17,7 +17,7 @@ import psycopg
 
 from bench.latency_analysis import percentile
 from bench.service_metrics import HistogramTotals, histogram
-from infra.child_process import ChildProcess
+from infra.local.child_process import ChildProcess
 
 STEP = "nexus_notifier_step_seconds"
 BATCH_GAP_SECONDS = 0.001  # claims further apart than this were built by different pumps

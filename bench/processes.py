@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.auth import TokenVerifier
-from infra.child_process import ChildProcess
-from infra.service_env import environment, service_port
-from infra.settings import PROJECT_ROOT, Settings
+from infra.config.settings import PROJECT_ROOT, Settings
+from infra.local.child_process import ChildProcess
+from infra.local.service_env import environment, service_port
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))
 

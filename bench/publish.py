@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from bench.environment import BenchEnvironment
 from bench.report import Figure, Outcome
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from streams.bus import EventBus, NewEvent
 from streams.kafka.config import producer_config

@@ -18,7 +18,7 @@ from typing import Any
 from bench.environment import BenchEnvironment
 from bench.kafka_log import bulk_producer, produce_all
 from bench.report import Figure, Outcome, say
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.kafka_io import assign_at, poll, projection_consumer, topic_partitions
 from projections.migrations import migrate
 from projections.replay import replay

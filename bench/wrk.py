@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.processes import apt_install
+from infra.local.processes import apt_install
 
 SCRIPT = """
 wrk.method = "POST"

@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.problems import Problem
 from gateway.services import Services
-from infra.clock import utcnow
+from infra.config.clock import utcnow
 from projections import analytics_queries
 from projections.analytics.rollups import GRANULARITIES
 from projections.queries import JsonDict, json_ready

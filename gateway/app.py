@@ -31,7 +31,7 @@ from gateway.problems import Problem, problem_response
 from gateway.queries import query_routes
 from gateway.rate_limits import RateLimiter, RateLimits
 from gateway.services import Services
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.rendering import TemplateRenderer
 from schemas.codec import AvroCodec
 from schemas.registry import default_registry

@@ -13,7 +13,7 @@ from gateway.problems import Problem
 from schemas.tracking import INGEST
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
+    from infra.config.settings import Settings
 
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output

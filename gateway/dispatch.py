@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.outcomes import Outcome, OutcomeListener
 from gateway.problems import Problem
-from infra.clock import utcnow
+from infra.config.clock import utcnow
 from schemas.codec import AvroCodec
 from streams.kafka.async_producer import AsyncProducer, LogUnavailable
 

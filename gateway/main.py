@@ -8,7 +8,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.process.serve import Process, serve
 
 

@@ -24,7 +24,7 @@ from gateway.body import read_json
 from gateway.input_bounds import query_limit
 from gateway.problems import Problem
 from gateway.services import Services
-from infra.clock import utcnow
+from infra.config.clock import utcnow
 from projections import notification_queries as queries
 from sagas.notification.request import MAX_IDEMPOTENCY_KEY, submission
 from sagas.rendering import TemplateRenderer

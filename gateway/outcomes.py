@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from confluent_kafka import Consumer, TopicPartition
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import consumer_config
 from streams.kafka.polling import poll_batch

@@ -46,7 +46,7 @@ from gateway.rate_policies import (
     limit_field,
     policies,
 )
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 log = structlog.get_logger()
 REFUSED = Counter("nexus_http_rate_limited_total", "Requests answered 429", ["policy"])

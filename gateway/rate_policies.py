@@ -18,7 +18,7 @@ from limits import RateLimitItem, parse_many
 from starlette.routing import compile_path
 
 from gateway.commands import COMMAND_ROUTES
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 API_PREFIX = "/api/v1/"
 COMMANDS, NOTIFICATIONS, INGEST, QUERIES, STREAMS = (

@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from gateway.auth import TokenVerifier
 from gateway.dispatch import CommandDispatcher
 from gateway.outcomes import OutcomeListener
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.registry import SchemaRegistry
 from streams.ingest import Ingestor
 from streams.kafka.async_producer import AsyncProducer

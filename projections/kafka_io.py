@@ -21,7 +21,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.kafka.config import consumer_config
 
 

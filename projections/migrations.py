@@ -15,7 +15,7 @@ from psycopg import Connection
 from projections import store, versions
 from projections.catalog import PROJECTIONS
 from projections.model import Projection
-from sagas.delivery.postgres_ledger import ensure_ledger
+from sagas.adapters.postgres_ledger import ensure_ledger
 
 
 def migrate(database_url: str) -> None:

@@ -14,8 +14,8 @@ from types import TracebackType
 import psycopg
 import structlog
 
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from projections.catalog import PROJECTOR_PROJECTIONS, projection
 from projections.migrations import migrate
 from projections.runner import ProjectionRunner

@@ -10,7 +10,7 @@ from confluent_kafka import Message
 from psycopg import Connection
 from tqdm import tqdm
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections import store, versions
 from projections.batch import BatchApplier
 from projections.catalog import schema_name

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from psycopg import Connection
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections import store, versions
 from projections.catalog import PROJECTIONS, projection
 from projections.migrations import migrate

@@ -18,7 +18,7 @@ import structlog
 from confluent_kafka import Message
 from psycopg import Connection
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections import store, versions
 from projections.batch import BatchApplier
 from projections.catalog import schema_name

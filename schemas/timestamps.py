@@ -3,7 +3,7 @@
 Avro `timestamp-millis` fields and the saga events' `*_at` longs both count milliseconds
 since 1970-01-01 UTC. The conversion is exact integer arithmetic (no float rounding), and a
 naive datetime is refused rather than read in the machine's local time. The clock itself
-(`utcnow`) is in infra.clock: the domain, which imports this module, never reads a clock.
+(`utcnow`) is in infra.config.clock: the domain, which imports this module, never reads a clock.
 """
 
 from __future__ import annotations

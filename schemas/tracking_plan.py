@@ -1,4 +1,4 @@
-"""The analytics tracking plan's policies (`infra/analytics.toml`), loaded into typed values."""
+"""The tracking plan's policies (`infra/config/analytics.toml`), loaded into typed values."""
 
 from __future__ import annotations
 

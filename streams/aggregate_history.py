@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import consumer_config
 from streams.kafka.partitioning import partition_for

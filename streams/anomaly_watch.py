@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import psycopg
 import structlog
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.anomalies.detector import (
     DEFAULT_PARAMS,
     MINUTE,

@@ -18,8 +18,8 @@ import structlog
 from confluent_kafka import Consumer, Message
 
 from aggregates.registry import DECIDERS
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from schemas.tracking_plan import load_plan
 from streams.ingest import Ingestor, IngestResult

@@ -15,8 +15,8 @@ from datetime import datetime
 import structlog
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config
 from streams.kafka.polling import poll_batch

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import ItemError, TrackedEvent, TrackingValidator
 from schemas.tracking_plan import TrackingPlan

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from aggregates import codec as data_codec
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from sagas.notification.request import NotificationSubmitted, submission
 from schemas.codec import AvroCodec
 from schemas.timestamps import epoch_ms

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from prometheus_client import Counter, Histogram
 
 from aggregates.handling import AggregateStates, Decision, decide_command, internal_error
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import consumer_config
 from streams.kafka.dead_letters import dead_letter

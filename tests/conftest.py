@@ -22,10 +22,10 @@ import psycopg
 import pytest
 from webhook_sink import SinkLog, webhook_sink
 
-from infra.kafka_server import KafkaServer, ensure_kafka_jars
-from infra.postgres_server import PostgresServer, ensure_postgres_installed
-from infra.processes import ProcessError, free_port, free_ports
-from infra.settings import PROJECT_ROOT, Settings
+from infra.config.settings import PROJECT_ROOT, Settings
+from infra.local.kafka_server import KafkaServer, ensure_kafka_jars
+from infra.local.postgres_server import PostgresServer, ensure_postgres_installed
+from infra.local.processes import ProcessError, free_port, free_ports
 
 __all__ = ["free_port"]
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from topic_reading import read_topic
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 WAIT = {"Prefer": "wait=15"}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import TokenVerifier
-from infra.child_process import ChildProcess
-from infra.service_env import environment, service_port, with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.child_process import ChildProcess
+from infra.local.service_env import environment, service_port, with_free_ports
 from streams.kafka.topics import ensure_topics
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))

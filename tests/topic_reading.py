@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config
 from streams.kafka.reading import read_to_end

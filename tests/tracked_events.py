@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Producer
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.analytics.rollups import plan, window_time
 from schemas.codec import AvroCodec
 from streams.kafka.config import producer_config

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.analytics.sketches import hist_add, hll_add, top_add
 from projections.model import Event, Key, Projection, RowCache, Table
 from schemas.registry import default_registry

@@ -1,6 +1,6 @@
 """Domain-event workflows: configured reactions that ask for notifications.
 
-`parse_workflows` reads `infra/workflows.toml`; `plan` turns one event into the
+`parse_workflows` reads `infra/config/workflows.toml`; `plan` turns one event into the
 `notification.submitted` requests its workflows ask for. Both are pure: the rows they read
 come through the `Lookups` port, and time comes from the event.
 """

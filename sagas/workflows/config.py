@@ -1,4 +1,4 @@
-"""Workflows as data: parse and validate `infra/workflows.toml` (see its header for the format).
+"""Workflows as data: parse and validate `infra/config/workflows.toml` (its header: the format).
 
 Every error names the workflow and the field, e.g. `workflow 'welcome': data.user.name: ...`.
 """

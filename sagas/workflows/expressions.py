@@ -1,4 +1,4 @@
-"""The reference language of `infra/workflows.toml`, parsed once at start-up.
+"""The reference language of `infra/config/workflows.toml`, parsed once at start-up.
 
     expression := term ("~" term)*          "~" joins the terms as text
     term       := 'literal' | reference

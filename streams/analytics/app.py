@@ -24,8 +24,8 @@ import faust
 import structlog
 from faust.types import TP
 
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import ProjectionSink
 

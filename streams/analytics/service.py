@@ -11,8 +11,8 @@ import structlog
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra.clock import utcnow
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.settings import Settings
 from projections import store
 from projections.catalog import STREAM_PROCESSED, projection
 from projections.migrations import migrate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 # Java clients hash keys with murmur2; using it here keeps our partitions where any client expects.
 PARTITIONER = "murmur2_random"

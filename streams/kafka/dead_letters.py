@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import producer_config
 

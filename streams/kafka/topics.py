@@ -15,7 +15,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.kafka.config import admin_config, consumer_config
 
 # All topics share a partition count: command partition p owns partition p of the others.

@@ -15,7 +15,7 @@ from typing import TypeVar
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.kafka.config import transactional_producer_config
 
 log = structlog.get_logger()

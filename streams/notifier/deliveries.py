@@ -21,7 +21,7 @@ from typing import cast
 import structlog
 
 from aggregates.channels import Channel
-from sagas.delivery.port import (
+from sagas.adapters.port import (
     AttemptClaim,
     AttemptRecord,
     AttemptResult,
@@ -29,7 +29,7 @@ from sagas.delivery.port import (
     DeliveryResult,
     Notifier,
 )
-from sagas.delivery.recipients import Recipients
+from sagas.adapters.recipients import Recipients
 from sagas.notification.commands import DeliverAttempt
 from sagas.rendering import TemplateError
 from sagas.runtime.contents import RenderedContents

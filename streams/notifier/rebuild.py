@@ -16,7 +16,7 @@ import structlog
 from confluent_kafka import Consumer
 
 from aggregates import codec as data_codec
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.notification.decider import evolve, initial_state
 from sagas.notification.events import NotificationEvent
 from sagas.runtime.engine import Saga

@@ -11,7 +11,7 @@ import structlog
 from confluent_kafka import Message
 
 from aggregates import codec as data_codec
-from sagas.delivery.recipients import Recipients
+from sagas.adapters.recipients import Recipients
 from sagas.notification.commands import CollectDigestItem, DeliveryPolicy, StartNotification
 from sagas.notification.request import DigestItemSubmitted, NotificationSubmitted
 from sagas.rendering import TemplateError, TemplateMeta, TemplateRenderer

@@ -11,15 +11,15 @@ import structlog
 from confluent_kafka import Message
 from psycopg_pool import ConnectionPool
 
-from infra.clock import utcnow
-from infra.delivery_settings import delivery_config
-from infra.settings import Settings
+from infra.config.clock import utcnow
+from infra.config.delivery import delivery_config
+from infra.config.settings import Settings
+from sagas.adapters.apprise_notifier import AppriseNotifier
+from sagas.adapters.port import Notifier
+from sagas.adapters.postgres_ledger import PostgresLedger, ensure_ledger
+from sagas.adapters.postgres_notifications import PostgresNotificationIndex
+from sagas.adapters.postgres_recipients import PostgresRecipients
 from sagas.circuit.breaker import CircuitConfig
-from sagas.delivery.apprise_notifier import AppriseNotifier
-from sagas.delivery.port import Notifier
-from sagas.delivery.postgres_ledger import PostgresLedger, ensure_ledger
-from sagas.delivery.postgres_notifications import PostgresNotificationIndex
-from sagas.delivery.postgres_recipients import PostgresRecipients
 from sagas.notification.commands import DeliveryPolicy
 from sagas.rendering import TemplateRenderer
 from sagas.runtime.contents import RenderedContents

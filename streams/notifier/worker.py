@@ -25,7 +25,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.notification.commands import (
     DeliverAttempt,
     FireTimer,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from infra.logging import configure_logging
-from infra.settings import Settings
+from infra.config.logging import configure_logging
+from infra.config.settings import Settings
 from streams.kafka.topics import ensure_topics
 from streams.process.health import HealthServer
 

@@ -18,7 +18,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TransportT
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.workflows.runner import Delivered, WorkflowRunner
 
 BATCH = 500

@@ -20,7 +20,7 @@ import structlog
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.lookups import LOOKUP_PROJECTIONS
 from sagas.notification.request import NotificationSubmitted
 from sagas.workflows import SETTING_NAMES, Lookups, Workflow, plan, reacting

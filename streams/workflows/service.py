@@ -10,7 +10,7 @@ from contextlib import ExitStack
 import faust
 import structlog
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.lookups import PostgresLookups
 from sagas.rendering import TemplateRenderer
 from sagas.workflows import Workflow, parse_workflows

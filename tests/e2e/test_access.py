@@ -18,7 +18,7 @@ import pytest
 from stack import api_client, prepared, running
 
 from gateway.auth import DEFAULT_SCOPES
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 WAIT = {"Prefer": "wait=15"}
 OPERATOR = [*DEFAULT_SCOPES, "users:admin", "workspaces:admin"]

@@ -26,7 +26,7 @@ from stack import api_client, prepared, running
 from test_http_api import assert_problem
 
 from gateway.auth import TokenVerifier
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections import versions
 from projections.analytics.rollups import GRANULARITIES, bucket_of
 from projections.analytics.sketches import hist_add, hll_add, top_add

@@ -18,9 +18,9 @@ from stack import ServiceProcess, api_client, prepared, running
 from test_http_api import assert_problem
 
 from gateway.auth import DEFAULT_SCOPES
-from infra.processes import ProcessError
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import ProcessError
+from infra.local.service_env import with_free_ports
 
 ORIGIN = "http://app.example"
 SCOPES = [*DEFAULT_SCOPES, "users:admin"]

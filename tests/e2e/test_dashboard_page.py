@@ -44,7 +44,7 @@ from test_analytics_api import (
     totals,
 )
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.analytics.rollups import bucket_of
 from projections.migrations import migrate
 

@@ -15,7 +15,7 @@ import pytest
 from stack import prepared, running
 
 from gateway.auth import DEFAULT_SCOPES, TokenVerifier
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 WAIT = {"Prefer": "wait=15"}
 

@@ -19,9 +19,9 @@ from stack import ServiceProcess, api_client, prepared, running
 from test_http_api import assert_problem
 
 from gateway.auth import TokenVerifier
-from infra.processes import free_port
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import free_port
+from infra.local.service_env import with_free_ports
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config
 from streams.kafka.reading import read_to_end

@@ -6,9 +6,9 @@ import httpx
 from stack import ServiceProcess
 
 from gateway.auth import TokenVerifier
-from infra.processes import free_port
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import free_port
+from infra.local.service_env import with_free_ports
 
 
 def test_commands_get_503_when_kafka_is_unreachable(settings: Settings) -> None:

@@ -11,7 +11,7 @@ from stack import prepared, running
 from test_http_api import assert_problem
 from test_notifications_api import WRITE, Client, requests_for
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.rendering import DEFAULT_TEMPLATE_ROOT, load_sample
 
 SEND = ["notifications:send"]

@@ -21,9 +21,9 @@ from aiosmtpd.controller import Controller
 from stack import NEXUS, api_client, prepared, running
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
-from infra.processes import free_port
-from infra.service_env import environment
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import free_port
+from infra.local.service_env import environment
 from sagas.rendering import load_sample
 
 WAIT = {"Prefer": "wait=15"}

@@ -23,12 +23,12 @@ from topic_reading import Stored, read_topic
 
 from aggregates.codec import to_data
 from gateway.auth import TokenVerifier
-from infra.processes import free_port
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import free_port
+from infra.local.service_env import with_free_ports
 from projections.migrations import migrate
-from sagas.delivery.port import AttemptClaim, AttemptResult
-from sagas.delivery.postgres_ledger import PostgresLedger
+from sagas.adapters.port import AttemptClaim, AttemptResult
+from sagas.adapters.postgres_ledger import PostgresLedger
 from sagas.notification.events import (
     NotificationAttemptFailed,
     NotificationAttemptStarted,

@@ -16,7 +16,7 @@ from stack import prepared, running
 from test_http_api import assert_problem
 from test_notifications_api import Client
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 NOTIFY = ["notifications:write"]
 INGEST = ["analytics:write", "analytics:ingest"]

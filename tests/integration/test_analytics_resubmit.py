@@ -17,8 +17,8 @@ from typing import Any
 from confluent_kafka import Consumer
 from stack import NEXUS
 
-from infra.service_env import environment
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import environment
 from schemas.codec import AvroCodec
 from schemas.tracking import ItemError
 from streams.bus import EventBus

@@ -12,8 +12,8 @@ from topic_reading import read_topic
 from tracked_events import minute_counts, produce, rollup_counts, synthetic
 from webhook_sink import wait_until
 
-from infra.service_env import environment, with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import environment, with_free_ports
 from projections.analytics.sketches import hist_merge, hll_count, hll_merge, quantile, top_merge
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics

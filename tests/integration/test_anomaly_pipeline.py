@@ -15,8 +15,8 @@ from topic_reading import read_topic
 from tracked_events import produce, tracked
 from webhook_sink import wait_until
 
-from infra.service_env import environment, with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import environment, with_free_ports
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics
 

@@ -18,8 +18,8 @@ from stack import ServiceProcess
 from test_projection_support import wait_until
 from topic_reading import read_topic
 
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import with_free_ports
 from projections.anomalies.events import ANOMALY_DETECTED
 from projections.anomalies.model import MINUTE
 from projections.catalog import schema_name

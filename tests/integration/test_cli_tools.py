@@ -10,8 +10,8 @@ from stack import NEXUS
 
 from aggregates.codec import to_data
 from gateway.auth import TokenVerifier
-from infra.service_env import environment
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import environment
 from projections.catalog import PROJECTIONS
 from projections.migrations import migrate
 from sagas.notification.events import NotificationRequested, Route

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Producer
 from topic_reading import Stored, read_topic
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from streams.command_processor import CommandProcessor
 from streams.kafka.config import producer_config

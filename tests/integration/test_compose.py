@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from infra.processes import compose_command
-from infra.settings import PROJECT_ROOT
+from infra.config.settings import PROJECT_ROOT
+from infra.local.processes import compose_command
 
 COMPOSE_FILE = PROJECT_ROOT / "compose.yml"
 NEXUS_SERVICES = (

@@ -19,10 +19,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from webhook_sink import webhook_sink
 
-from infra.processes import free_port
-from sagas.delivery.apprise_notifier import AppriseNotifier
-from sagas.delivery.config import DeliveryConfig, NtfyConfig, SmtpConfig
-from sagas.delivery.targets import TargetGuard
+from infra.local.processes import free_port
+from sagas.adapters.apprise_notifier import AppriseNotifier
+from sagas.adapters.config import DeliveryConfig, NtfyConfig, SmtpConfig
+from sagas.adapters.targets import TargetGuard
 from sagas.rendering import DEFAULT_TEMPLATE_ROOT, Rendered, TemplateRenderer, load_sample
 
 SLOW_SECONDS = 1.5

@@ -14,10 +14,10 @@ from aiosmtpd.controller import Controller
 from test_delivery import Mailbox, render
 from webhook_sink import webhook_sink
 
-from infra.processes import free_port
-from sagas.delivery.apprise_notifier import AppriseNotifier
-from sagas.delivery.config import DeliveryConfig, NtfyConfig, SmtpConfig
-from sagas.delivery.port import DeliveryResult
+from infra.local.processes import free_port
+from sagas.adapters.apprise_notifier import AppriseNotifier
+from sagas.adapters.config import DeliveryConfig, NtfyConfig, SmtpConfig
+from sagas.adapters.port import DeliveryResult
 
 ROUNDS = 24  # sends per user, interleaved over more threads than users
 

@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.migrations import migrate
-from sagas.delivery.port import AttemptClaim, AttemptRecord, AttemptResult
-from sagas.delivery.postgres_ledger import PostgresLedger, ensure_ledger
-from sagas.delivery.postgres_notifications import PostgresNotificationIndex
+from sagas.adapters.port import AttemptClaim, AttemptRecord, AttemptResult
+from sagas.adapters.postgres_ledger import PostgresLedger, ensure_ledger
+from sagas.adapters.postgres_notifications import PostgresNotificationIndex
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

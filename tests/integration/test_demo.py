@@ -13,9 +13,9 @@ from typing import Any
 from stack import NEXUS, prepared, running
 from topic_reading import Stored, read_topic
 
-from infra.demo_traffic import MIX
-from infra.service_env import environment
-from infra.settings import Settings
+from infra.cli.demo_traffic import MIX
+from infra.config.settings import Settings
+from infra.local.service_env import environment
 from streams.kafka.topics import ensure_topics
 
 

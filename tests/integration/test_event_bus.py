@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Producer
 from topic_reading import read_topic
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import SchemaViolation
 from streams.bus import EventBus, EventSubscriber, OwnedByCommandSide
 from streams.kafka.config import producer_config

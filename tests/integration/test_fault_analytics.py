@@ -14,8 +14,8 @@ from topic_reading import read_topic
 from tracked_events import ingest_over_http, minute_counts, rollup_counts, synthetic
 from webhook_sink import wait_until
 
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import with_free_ports
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics
 

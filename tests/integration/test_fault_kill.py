@@ -19,7 +19,7 @@ from stack import ServiceProcess, prepared
 from topic_reading import Stored, read_topic
 
 from gateway.auth import TokenVerifier
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 USERS = WORKSPACES = 250
 PER_AGGREGATE = 20

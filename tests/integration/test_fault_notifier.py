@@ -21,7 +21,7 @@ from topic_reading import read_topic
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
 from gateway.auth import TokenVerifier
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
 from streams.kafka.async_producer import AsyncProducer

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from stack import api_client, prepared, running
 
-from infra.postgres_server import PostgresServer
-from infra.processes import is_alive
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.postgres_server import PostgresServer
+from infra.local.processes import is_alive
 from projections.migrations import migrate
 
 pytestmark = pytest.mark.fault

@@ -11,10 +11,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from infra import postgres_server
-from infra.kafka_server import KafkaServer
-from infra.postgres_server import PostgresServer
-from infra.processes import ProcessError, free_port
+from infra.local import postgres_server
+from infra.local.kafka_server import KafkaServer
+from infra.local.postgres_server import PostgresServer
+from infra.local.processes import ProcessError, free_port
 
 
 def test_kafka_answers_metadata(kafka_bootstrap: str) -> None:

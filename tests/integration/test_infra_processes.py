@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import build_parser, main
-from infra.processes import DetachedProcess, ProcessError, free_port, free_ports
-from infra.service_env import SERVICE_PORT_FIELDS, with_free_ports
-from infra.services import AppProcess, Service, all_services
-from infra.settings import Settings
+from infra.cli.main import build_parser, main
+from infra.config.settings import Settings
+from infra.local.processes import DetachedProcess, ProcessError, free_port, free_ports
+from infra.local.service_env import SERVICE_PORT_FIELDS, with_free_ports
+from infra.local.services import AppProcess, Service, all_services
 
 SLEEPER = "import time; time.sleep(60)"
 # Touches the file named by its last argument once SIGTERM is ignored, so the test knows.

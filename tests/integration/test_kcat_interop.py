@@ -12,7 +12,7 @@ from pathlib import Path
 from fastavro import parse_schema, schemaless_reader
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.bus import EventBus
 from streams.kafka.topics import ensure_topics
 

@@ -15,7 +15,7 @@ from notifier_helpers import saga_events, webhook_user
 from stack import ServiceProcess, api_client, prepared, running
 from webhook_sink import SinkLog, wait_until
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.notification.request import NotificationSubmitted, submission
 from schemas.codec import AvroCodec
 from streams.kafka.async_producer import AsyncProducer

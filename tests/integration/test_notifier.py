@@ -19,7 +19,7 @@ from psycopg import sql
 from stack import ServiceProcess, api_client, prepared, running
 from webhook_sink import SinkLog, wait_until
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
 from streams.kafka.async_producer import AsyncProducer

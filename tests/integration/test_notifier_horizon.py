@@ -16,7 +16,7 @@ from stack import api_client, prepared, running
 from webhook_sink import SinkLog, wait_until
 
 from aggregates.user.events import ChannelAddress
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import RecordDelivery, StartNotification
 from sagas.notification.request import notification_id_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.kafka.config import producer_config
 from streams.kafka.partitioning import partition_for
 from streams.kafka.topics import ensure_topics

@@ -14,11 +14,14 @@ import psycopg
 import pytest
 from test_projection_support import EventWriter, all_caught_up, checkpoints, wait_until
 
-from infra.processes import free_port
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import free_port
 from streams.kafka.topics import ensure_topics
 
-RUN = "from infra.settings import Settings; from projections.projector import run; run(Settings())"
+RUN = (
+    "from infra.config.settings import Settings; from projections.projector import run; "
+    "run(Settings())"
+)
 
 
 class ProjectorProcess:

@@ -15,7 +15,7 @@ from test_projection_support import (
     wait_until,
 )
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections import queries
 from projections.metrics import EVENTS_APPLIED
 from projections.projector import Projector

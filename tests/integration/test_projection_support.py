@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.catalog import PROJECTOR_PROJECTIONS
 from schemas.codec import AvroCodec
 from streams.kafka.config import consumer_config, producer_config

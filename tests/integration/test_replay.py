@@ -18,7 +18,7 @@ from test_projection_support import (
     wait_until,
 )
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from projections.catalog import UnknownProjection
 from projections.migrations import migrate
 from projections.projector import Projector

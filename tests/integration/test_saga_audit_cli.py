@@ -11,8 +11,8 @@ from confluent_kafka import Producer
 from stack import NEXUS
 
 from aggregates.codec import to_data
-from infra.service_env import environment
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import environment
 from sagas.notification.events import (
     NotificationAttemptFailed,
     NotificationAttemptStarted,

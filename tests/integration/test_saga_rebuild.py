@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Producer
 
 from aggregates.user.events import ChannelAddress
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import RecordAttemptFailure, RecordDelivery, StartNotification
 from sagas.rendering import TemplateRenderer

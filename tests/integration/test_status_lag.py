@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from infra.lag import GROUP_CONSUMERS, group_lag
-from infra.services import lag_for
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.lag import GROUP_CONSUMERS, group_lag
+from infra.local.services import lag_for
 from streams.kafka.config import consumer_config, producer_config
 from streams.kafka.topics import ensure_topics
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from infra.supervise import supervise
+from infra.local.supervise import supervise
 
 CRASH_ONCE = """
 import pathlib, sys
@@ -29,7 +29,7 @@ def test_sigterm_reaches_the_child_and_ends_the_supervisor(tmp_path: Path) -> No
     started = tmp_path / "started"
     child = f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(60)"
     script = (
-        "import sys; from infra.supervise import supervise; "
+        "import sys; from infra.local.supervise import supervise; "
         f"sys.exit(supervise([sys.executable, '-c', {child!r}]))"
     )
     supervisor = subprocess.Popen([sys.executable, "-c", script])

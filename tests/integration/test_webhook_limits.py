@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from test_delivery import render
 
-from sagas.delivery.apprise_notifier import AppriseNotifier
-from sagas.delivery.config import DeliveryConfig
-from sagas.delivery.port import DeliveryResult
-from sagas.delivery.targets import AllowList, TargetGuard
-from sagas.delivery.webhook import EXCERPT_CHARS, WebhookSender
+from sagas.adapters.apprise_notifier import AppriseNotifier
+from sagas.adapters.config import DeliveryConfig
+from sagas.adapters.port import DeliveryResult
+from sagas.adapters.targets import AllowList, TargetGuard
+from sagas.adapters.webhook import EXCERPT_CHARS, WebhookSender
 
 HOSTILE = "ok\r\nSet-Cookie: forged\x1b[31m\u202eevil\u0000" + "x" * 5_000
 HUGE_BYTES = 64 * 1024 * 1024

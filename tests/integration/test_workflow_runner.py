@@ -20,8 +20,8 @@ from prometheus_client import REGISTRY
 from stack import ServiceProcess
 from topic_reading import Stored, read_topic
 
-from infra.service_env import with_free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.service_env import with_free_ports
 from projections.lookups import LOOKUP_PROJECTIONS, PostgresLookups
 from projections.projector import Projector
 from schemas.codec import AvroCodec

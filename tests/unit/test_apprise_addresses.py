@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from sagas.delivery.apprise_urls import AddressError, email_message, push_message
-from sagas.delivery.config import DeliveryConfig, SmtpConfig
+from sagas.adapters.apprise_urls import AddressError, email_message, push_message
+from sagas.adapters.config import DeliveryConfig, SmtpConfig
 from sagas.rendering import Rendered
 
 CONFIG = DeliveryConfig(smtp=SmtpConfig(host="127.0.0.1", port=25, from_addr="n@x.io"))

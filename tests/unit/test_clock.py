@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from infra.clock import utcnow
+from infra.config.clock import utcnow
 from schemas.timestamps import EPOCH, epoch_ms, from_epoch_ms
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra.demo import MAX_BEHIND_S, TICK_S, DemoCounts, DemoRun
-from infra.demo_traffic import (
+from infra.cli.demo import MAX_BEHIND_S, TICK_S, DemoCounts, DemoRun
+from infra.cli.demo_traffic import (
     APP_ERROR,
     MIX,
     PAGE_VIEW,
@@ -24,7 +24,7 @@ from infra.demo_traffic import (
     TrafficModel,
     TrafficParams,
 )
-from infra.settings import PROJECT_ROOT
+from infra.config.settings import PROJECT_ROOT
 from projections.anomalies.detector import MinuteCount, Reported, detect, minute_of
 from schemas.tracking import TrackedEvent, TrackingValidator
 from schemas.tracking_plan import load_plan
@@ -132,7 +132,7 @@ def test_an_incident_moves_its_event_type_as_marked(number: int) -> None:
 
 
 def test_every_event_matches_the_tracking_plan() -> None:
-    plan = load_plan(PROJECT_ROOT / "infra" / "analytics.toml")
+    plan = load_plan(PROJECT_ROOT / "infra" / "config" / "analytics.toml")
     validator = TrackingValidator(plan)
     model = TrafficModel(TrafficParams(rate=20.0, incident_every=240.0), ORIGIN)
     found = items(model, 280, 900)  # through incidents of all three kinds

@@ -27,8 +27,8 @@ from gateway.dispatch import checked_id, expected_version
 from gateway.input_bounds import MAX_JSON_DEPTH, ascii_int, json_refusal, query_limit
 from gateway.middleware import DefaultHeaders, RequestContext
 from gateway.problems import Problem
-from infra.cli_tools import token
-from infra.settings import Settings
+from infra.cli.tools import token
+from infra.config.settings import Settings
 
 SECRET = "unit-secret-0123456789-0123456789"
 

@@ -29,7 +29,7 @@ from gateway.rate_policies import (
     limit_field,
     policies,
 )
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 SECRET = "unit-secret-0123456789-0123456789"
 

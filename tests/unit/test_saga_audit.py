@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aggregates.codec import to_data
-from infra.saga_audit import (
+from infra.cli.saga_audit import (
     integrity_problems,
     json_line,
     summary_lines,

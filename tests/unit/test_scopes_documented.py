@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from gateway.auth import DEFAULT_SCOPES, OPERATOR_SCOPES
-from infra.settings import PROJECT_ROOT
+from infra.config.settings import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 
 
 def test_the_saga_horizon_must_outlive_two_saga_lifetimes(monkeypatch: pytest.MonkeyPatch) -> None:

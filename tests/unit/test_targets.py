@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from sagas.delivery.targets import AllowList, TargetGuard, UnsafeTarget, parse_legacy_ipv4
+from sagas.adapters.targets import AllowList, TargetGuard, UnsafeTarget, parse_legacy_ipv4
 
 PUBLIC = "93.184.215.14"
 

@@ -9,10 +9,10 @@ import apprise
 import pytest
 
 from aggregates.channels import Channel
-from sagas.delivery import apprise_urls as urls
-from sagas.delivery.apprise_notifier import AppriseNotifier
-from sagas.delivery.config import DeliveryConfig, NtfyConfig, SmtpConfig, TwilioConfig
-from sagas.delivery.targets import TargetGuard
+from sagas.adapters import apprise_urls as urls
+from sagas.adapters.apprise_notifier import AppriseNotifier
+from sagas.adapters.config import DeliveryConfig, NtfyConfig, SmtpConfig, TwilioConfig
+from sagas.adapters.targets import TargetGuard
 from sagas.rendering import DEFAULT_TEMPLATE_ROOT, Rendered, TemplateRenderer, load_sample
 
 SLACK = "https://hooks.slack.com/services/T1ABCDEFG/B1ABCDEFG/abcdefghijklmnopqrstuvwx"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aggregates.channels import CHANNELS, Channel
-from infra.settings import Settings
+from infra.config.settings import Settings
 from sagas.rendering import DEFAULT_TEMPLATE_ROOT, TemplateError, TemplateRenderer, load_sample
 from sagas.template_platform import PlatformContext
 from streams.notifier.service import template_renderer

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from infra.settings import PROJECT_ROOT
+from infra.config.settings import PROJECT_ROOT
 from sagas.rendering import DEFAULT_TEMPLATE_ROOT, TemplateRenderer
 from sagas.workflows import (
     Plan,
@@ -29,7 +29,7 @@ from schemas.timestamps import epoch_ms
 
 TEMPLATES = TemplateRenderer(DEFAULT_TEMPLATE_ROOT).templates()
 SHIPPED = parse_workflows(
-    (PROJECT_ROOT / "infra" / "workflows.toml").read_text(), templates=TEMPLATES
+    (PROJECT_ROOT / "infra" / "config" / "workflows.toml").read_text(), templates=TEMPLATES
 )
 OCCURRED = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 SETTINGS: dict[str, str | None] = {

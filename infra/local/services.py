@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from infra.child_process import wait_for_probe
-from infra.kafka_server import KafkaServer, kafka_jars_dir
-from infra.postgres_server import PostgresServer, find_postgres_bin
-from infra.processes import DetachedProcess, tail
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.child_process import wait_for_probe
+from infra.local.kafka_server import KafkaServer, kafka_jars_dir
+from infra.local.postgres_server import PostgresServer, find_postgres_bin
+from infra.local.processes import DetachedProcess, tail
 
 
 class ManagedService(Protocol):
@@ -156,7 +156,7 @@ def all_services(settings: Settings) -> list[ManagedService]:
 
 def lag_for(service: str, settings: Settings) -> str:
     """Consumer lag shown by `nexus status` for a consuming service ("-" when unknown)."""
-    from infra.lag import group_lag, projector_lag
+    from infra.local.lag import group_lag, projector_lag
 
     try:
         return str(

@@ -1,7 +1,7 @@
 """A child process its starter owns for a while (a test, a benchmark), and HTTP readiness.
 
 The child runs in its own session with its output appended to a log file; it is ready once
-its probe URL answers 200. `nexus up` runs services detached instead (infra.processes), but
+its probe URL answers 200. `nexus up` runs services detached instead (infra.local.processes), but
 waits for them with the same `wait_for_probe`.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.processes import ProcessError
+from infra.local.processes import ProcessError
 
 POLL_S = 0.1
 STOP_TIMEOUT_S = 20.0

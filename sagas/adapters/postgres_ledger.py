@@ -14,7 +14,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from sagas.delivery.port import (
+from sagas.adapters.port import (
     AttemptClaim,
     AttemptRecord,
     AttemptResult,

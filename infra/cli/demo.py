@@ -1,6 +1,6 @@
 """`nexus demo`: realistic workspace traffic, so that the analytics dashboard comes alive.
 
-Every ~200 ms the traffic model (infra/demo_traffic.py) yields the events of the tick just
+Every ~200 ms the traffic model (infra/cli/demo_traffic.py) yields the events of the tick just
 past and they go out as one batch: through `EventBus.ingest` (the default) or `POST
 /api/v1/ingest/batch` with a token of scope analytics:write (`--via http`). A sender that
 falls behind sends the ticks it missed together, up to MAX_BEHIND_S of them; older ones
@@ -23,10 +23,10 @@ from typing import Any, Protocol
 
 import structlog
 
-from infra.clock import utcnow
-from infra.demo_traffic import Incident, TrafficModel, TrafficParams
-from infra.logging import configure_logging
-from infra.settings import Settings
+from infra.cli.demo_traffic import Incident, TrafficModel, TrafficParams
+from infra.config.clock import utcnow
+from infra.config.logging import configure_logging
+from infra.config.settings import Settings
 
 TICK_S = 0.2
 HTTP_BATCH = 5_000  # events per request: well within the gateway's 10,000 and 5 MiB

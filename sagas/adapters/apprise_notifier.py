@@ -22,12 +22,12 @@ from collections.abc import Callable
 import apprise
 
 from aggregates.channels import Channel
-from sagas.delivery import apprise_urls as urls
-from sagas.delivery.config import DeliveryConfig
-from sagas.delivery.log_capture import captured_lines
-from sagas.delivery.port import DeliveryResult
-from sagas.delivery.targets import AllowList, TargetGuard, UnsafeTarget
-from sagas.delivery.webhook import RETRYABLE_STATUS, WebhookSender
+from sagas.adapters import apprise_urls as urls
+from sagas.adapters.config import DeliveryConfig
+from sagas.adapters.log_capture import captured_lines
+from sagas.adapters.port import DeliveryResult
+from sagas.adapters.targets import AllowList, TargetGuard, UnsafeTarget
+from sagas.adapters.webhook import RETRYABLE_STATUS, WebhookSender
 from sagas.rendering import Rendered
 
 MessageBuilder = Callable[[DeliveryConfig, str, Rendered, float], urls.AppriseMessage]

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.processes import DetachedProcess, ProcessError, apt_install, tail
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import DetachedProcess, ProcessError, apt_install, tail
 
 KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
 POM = KAFKA_DIR / "pom.xml"
@@ -29,7 +29,7 @@ def kafka_jars_dir(settings: Settings) -> Path:
 
 
 def ensure_kafka_jars(settings: Settings) -> Path:
-    """The broker jar folder, fetched once from Maven Central with infra/kafka/pom.xml."""
+    """The broker jar folder, fetched once from Maven Central with infra/local/kafka/pom.xml."""
     jars = kafka_jars_dir(settings)
     if os.environ.get("KAFKA_HOME") or any(jars.glob(BROKER_JAR_GLOB)):
         return jars

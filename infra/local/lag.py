@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from streams.kafka.config import consumer_config
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import cast
 
 from aggregates.channels import CHANNELS, Channel
-from infra.settings import Settings
-from sagas.delivery.config import (
+from infra.config.settings import Settings
+from sagas.adapters.config import (
     DEFAULT_TIMEOUTS,
     DeliveryConfig,
     NtfyConfig,

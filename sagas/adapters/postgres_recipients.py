@@ -9,7 +9,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from aggregates.user.events import ChannelAddress, QuietHours
-from sagas.delivery.recipients import Recipient
+from sagas.adapters.recipients import Recipient
 
 QUERY = """
 SELECT user_id, email, status, channels, quiet_hours

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?")
 
 
@@ -88,13 +88,15 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     analytics_file: Path = Field(
-        default=PROJECT_ROOT / "infra" / "analytics.toml", description="Tracking plan policies."
+        default=PROJECT_ROOT / "infra" / "config" / "analytics.toml",
+        description="Tracking plan policies.",
     )
     analytics_health_port: int = 3105
     # Notifications: templates, workflows and the saga's default policy.
     templates_dir: Path = Field(default=PROJECT_ROOT / "templates", description="Templates.")
     workflows_file: Path = Field(
-        default=PROJECT_ROOT / "infra" / "workflows.toml", description="Domain event workflows."
+        default=PROJECT_ROOT / "infra" / "config" / "workflows.toml",
+        description="Domain event workflows.",
     )
     app_name: str = "Nexus"
     app_url: str = "http://127.0.0.1:3000"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from infra.processes import free_ports
-from infra.settings import Settings
+from infra.config.settings import Settings
+from infra.local.processes import free_ports
 
 # Each service's settings field holding the port of its /healthz, /readyz and /metrics.
 SERVICE_PORT_FIELDS = {

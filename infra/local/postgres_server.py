@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.processes import ProcessError, apt_install, ensure_secret_file, is_alive, tail
+from infra.local.processes import ProcessError, apt_install, ensure_secret_file, is_alive, tail
 
 SERVER_USER = "postgres"
 CONFIG_FILE = "nexus.conf"
@@ -131,7 +131,7 @@ class PostgresServer:
     def _write_config(self) -> None:
         path = self.data_dir / CONFIG_FILE
         path.write_text(
-            "# Written by infra/postgres_server.py on every start.\n"
+            "# Written by infra/local/postgres_server.py on every start.\n"
             "listen_addresses = '127.0.0.1'\n"
             f"port = {self.port}\n"
             "unix_socket_directories = ''\n"

@@ -14,12 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from infra import analytics_cli, demo
-from infra import cli_tools as tools
-from infra.kafka_server import ensure_kafka_jars
-from infra.postgres_server import ensure_postgres_installed
-from infra.processes import ProcessError, ensure_command, ensure_compose, ensure_secret_file
-from infra.services import (
+from infra.cli import analytics as analytics_cli
+from infra.cli import demo, tools
+from infra.config.settings import Settings
+from infra.local.kafka_server import ensure_kafka_jars
+from infra.local.postgres_server import ensure_postgres_installed
+from infra.local.processes import ProcessError, ensure_command, ensure_compose, ensure_secret_file
+from infra.local.services import (
     AppProcess,
     ManagedService,
     all_services,
@@ -27,8 +28,7 @@ from infra.services import (
     infrastructure,
     lag_for,
 )
-from infra.settings import Settings
-from infra.supervise import supervise
+from infra.local.supervise import supervise
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics
 

@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 from aggregates.user.decider import is_email
-from sagas.delivery.config import DeliveryConfig
+from sagas.adapters.config import DeliveryConfig
 from sagas.rendering import Rendered
 
 BodyFormat = Literal["text", "html", "markdown"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from infra.settings import Settings
+from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from schemas.tracking_plan import load_plan
 from streams.ingest import Ingestor

@@ -15,8 +15,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from gateway.auth import DEFAULT_SCOPES, TokenVerifier
-from infra.saga_audit import json_line, report_lines, summary_lines
-from infra.settings import Settings
+from infra.cli.saga_audit import json_line, report_lines, summary_lines
+from infra.config.settings import Settings
 from projections.catalog import PROJECTIONS
 from sagas.rendering import check_templates
 from schemas.codec import AvroCodec, DecodeError, SchemaViolation

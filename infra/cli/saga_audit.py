@@ -2,7 +2,7 @@
 
 Pure: it takes the decoded records (envelope plus data, as on the saga topic, in offset
 order) and returns lines. Reading them is streams.aggregate_history's job and the command
-itself is infra.cli_tools'. The final status is folded with the saga's own `evolve`, so
+itself is infra.cli.tools'. The final status is folded with the saga's own `evolve`, so
 the audit and the running saga cannot disagree on what the events mean.
 """
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from sagas.delivery.pinned_transport import PinnedTransport, pinned
-from sagas.delivery.port import DeliveryResult
-from sagas.delivery.targets import CheckedTarget
+from sagas.adapters.pinned_transport import PinnedTransport, pinned
+from sagas.adapters.port import DeliveryResult
+from sagas.adapters.targets import CheckedTarget
 
 # 4xx answers that mean "try later" rather than "this will never work".
 RETRYABLE_STATUS = frozenset({408, 425, 429})

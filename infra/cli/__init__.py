@@ -1,0 +1,1 @@
+"""The `nexus` command (`main`): local stack control, operator tools, demo traffic, saga audit."""
