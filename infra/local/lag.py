@@ -6,6 +6,7 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from infra.config.settings import Settings
+from projections.catalog import PROJECTOR_PROJECTIONS
 from streams.kafka.config import consumer_config
 
 
@@ -38,7 +39,8 @@ def group_lag(settings: Settings, service: str) -> int:
 
 
 def projector_lag(settings: Settings) -> int:
-    """The most any projection is behind on its topic (offsets, transaction markers included)."""
+    """The most any of the projector's projections is behind on its topic (offsets,
+    transaction markers included)."""
     consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.status"))
     try:
         highs = {t: _high_watermarks(consumer, settings.topic(t)) for t in ("events", "outcomes")}
@@ -47,6 +49,8 @@ def projector_lag(settings: Settings) -> int:
     with psycopg.connect(settings.resolved_database_url, connect_timeout=5) as conn:
         rows = conn.execute(
             "SELECT name, topic, partition, next_offset FROM public.projection_checkpoints"
+            " WHERE name = ANY(%s)",  # the analytics worker keeps the others
+            [list(PROJECTOR_PROJECTIONS)],
         ).fetchall()
     checkpoints: dict[str, dict[tuple[str, int], int]] = {}
     for name, topic, partition, next_offset in rows:
