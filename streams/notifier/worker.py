@@ -21,7 +21,6 @@ from confluent_kafka import (
     Consumer,
     KafkaException,
     Message,
-    Producer,
     TopicPartition,
 )
 
@@ -35,25 +34,22 @@ from sagas.notification.commands import (
     StartAttempt,
     Timer,
 )
-from sagas.notification.request import DigestItemSubmitted
 from sagas.notification.resume import resume
 from sagas.runtime.engine import CHANNEL_SAGA_PREFIX, Saga, SagaEngine, Step, Work
 from sagas.runtime.timers import TimerQueue
 from schemas.codec import AvroCodec
 from schemas.timestamps import epoch_ms
 from streams.kafka.config import consumer_config
-from streams.kafka.dead_letters import dead_letter
 from streams.kafka.polling import poll_batch
 from streams.kafka.topics import Topics
 from streams.kafka.transactions import TransactionalProducer
 from streams.notifier import metrics
 from streams.notifier.deliveries import DeliveryDesk, Finished
 from streams.notifier.rebuild import load_partition
-from streams.notifier.records import circuit_record, digest_item_record, saga_record
 from streams.notifier.requests import Decoded
+from streams.notifier.step_writer import write_step
 
 log = structlog.get_logger()
-CONSUMER_NAME = "notifier"
 BATCH = 500
 MAX_RESPONSE = 1000
 EVICT_EVERY_MS = 60_000
@@ -154,37 +150,10 @@ class NotificationWorker:
 
     def _commit(self, step: Step, decoded: Decoded, moment: datetime) -> None:
         self.transaction.commit(
-            lambda producer: self._write(producer, step, decoded, moment),
+            lambda producer: write_step(producer, self.codec, self.topics, step, decoded, moment),
             self.consumer,
             self._positions(),
         )
-
-    def _write(self, producer: Producer, step: Step, decoded: Decoded, moment: datetime) -> None:
-        for out in step.events:
-            payload = self.codec.encode(out.event.TYPE, saga_record(out, moment), check=False)
-            producer.produce(
-                self.topics.notifications, payload, key=out.saga_id, partition=out.partition
-            )
-        for forward in step.forwards:
-            item = DigestItemSubmitted(
-                forward.digest_id, forward.user_id, forward.window_end, forward.item
-            )
-            payload = self.codec.encode(item.TYPE, digest_item_record(item, moment))
-            producer.produce(self.topics.notification_requests, payload, key=forward.digest_id)
-        for channel, event in step.circuit_events:
-            payload = self.codec.encode(event.TYPE, circuit_record(channel, event, moment))
-            producer.produce(self.topics.notifications, payload, key=f"channel:{channel}")
-        for message, error in decoded.undecodable:
-            log.warning("request_dead_lettered", reason=error.reason, offset=message.offset())
-            letter = dead_letter(self.codec, message, error, CONSUMER_NAME, moment)
-            producer.produce(self.topics.deadletter, letter, partition=message.partition())
-        for rejected in step.rejected:
-            log.warning(
-                "saga_command_rejected",
-                saga_id=rejected.work.saga_id,
-                command=type(rejected.work.command).__name__,
-                code=rejected.error.code,
-            )
 
     def _recover(self, exc: KafkaException) -> None:
         """Abort, then rebuild every owned saga from the log and rewind to committed offsets.
