@@ -39,3 +39,22 @@ def supervise(argv: Sequence[str]) -> int:
         if stop.wait(backoff):
             return 0
         backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+def supervised_argv(argv: Sequence[str]) -> list[str]:
+    """`argv` run under a supervisor process (`python -m infra.local.supervise -- argv`)."""
+    return [sys.executable, "-m", "infra.local.supervise", "--", *argv]
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        print("usage: python -m infra.local.supervise -- PROGRAM [ARG ...]", file=sys.stderr)
+        return 2
+    return supervise(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
