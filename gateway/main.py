@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from contextlib import ExitStack
 
 import uvicorn
@@ -24,7 +25,7 @@ def run(settings: Settings) -> None:
 
 
 def _serve(app: Starlette, settings: Settings) -> None:
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.gateway_host,
         port=settings.gateway_port,
@@ -34,3 +35,19 @@ def _serve(app: Starlette, settings: Settings) -> None:
         # Open analytics streams (SSE) never finish by themselves; a `Prefer: wait` is <= 30 s.
         timeout_graceful_shutdown=35,
     )
+    # Every gateway instance binds the one port (SO_REUSEPORT: the kernel spreads new
+    # connections over them, and over the survivors when one dies); an instance's own port,
+    # when it has one, lets `nexus up` and `nexus status` probe it alone.
+    sockets = [_bound(settings.gateway_host, settings.gateway_port, shared=True)]
+    if settings.gateway_instance_port is not None:
+        sockets.append(_bound(settings.gateway_host, settings.gateway_instance_port, shared=False))
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def _bound(host: str, port: int, *, shared: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does itself
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(shared))
+    sock.bind((host, port))
+    return sock

@@ -12,7 +12,10 @@ import importlib
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from infra.cli import analytics as analytics_cli
 from infra.cli import demo, tools
@@ -24,10 +27,14 @@ from infra.local.services import (
     AppProcess,
     ManagedService,
     all_services,
+    app_processes,
     app_services,
     infrastructure,
     lag_for,
+    stray_instances,
+    wait_serving,
 )
+from infra.local.status import all_serving, observe_all
 from infra.local.supervise import supervise
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics
@@ -94,36 +101,38 @@ def prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def up(args: argparse.Namespace, settings: Settings) -> int:
+    """Start what is not running: infrastructure, then NEXUS_SCALE instances of every app
+    service (stopping instances beyond it); wait until every service serves."""
     settings.home.mkdir(parents=True, exist_ok=True)
     infra = infrastructure(settings)
     if any(service.name == "kafka" for service in infra):
         ensure_kafka_jars(settings)
     if any(service.name == "postgres" for service in infra):
         ensure_postgres_installed()
-    _start(infra, INFRA_READY_TIMEOUT_S)
+    _start(infra)
+    for service in infra:
+        service.wait_ready(INFRA_READY_TIMEOUT_S)
     prepare(args, settings)
-    _start(
-        [AppProcess(service, settings.home) for service in app_services(settings)],
-        APP_READY_TIMEOUT_S,
-    )
-    _print_urls(settings)
+    _stop(stray_instances(settings), APP_STOP_TIMEOUT_S, "stopped (beyond NEXUS_SCALE)")
+    apps = [AppProcess(service, settings.home) for service in app_services(settings)]
+    _start(apps)
+    wait_serving(apps, APP_READY_TIMEOUT_S)
+    _print_urls(apps, settings)
     return 0
 
 
-def _start(services: Sequence[ManagedService], timeout: float) -> None:
+def _start(services: Sequence[ManagedService]) -> None:
     for service in services:
         already = service.pid() is not None
         service.start()
         print(f"{service.name:<18} {'already running' if already else 'started'}")
-    for service in services:
-        service.wait_ready(timeout)
 
 
-def _print_urls(settings: Settings) -> None:
+def _print_urls(apps: Sequence[AppProcess], settings: Settings) -> None:
     print("\nNexus is up:")
     gateway = f"http://{settings.gateway_host}:{settings.gateway_port}"
-    workers = [s for s in app_services(settings) if s.name != "gateway"]
-    rows = [("gateway", gateway)] + [(s.name, s.health_url) for s in workers]
+    instances = [app for app in apps if app.service.health_url != f"{gateway}/readyz"]
+    rows = [("gateway", gateway)] + [(app.name, app.service.health_url) for app in instances]
     rows.append(("kafka", settings.resolved_kafka_bootstrap))
     rows.append(("postgres", _hide_password(settings.resolved_database_url)))
     rows.append(("logs", str(settings.home / "logs")))
@@ -140,40 +149,55 @@ def _hide_password(url: str) -> str:
 
 
 def down(args: argparse.Namespace, settings: Settings) -> int:
-    """Stop app services first (they flush to Kafka/Postgres), then the infrastructure."""
-    for service in reversed(all_services(settings)):
-        timeout = APP_STOP_TIMEOUT_S if isinstance(service, AppProcess) else INFRA_STOP_TIMEOUT_S
-        stopped = service.stop(timeout)
-        print(f"{service.name:<18} {'stopped' if stopped else 'not running'}")
+    """Stop every app instance (they flush to Kafka/Postgres), then the infrastructure."""
+    _stop(app_processes(settings), APP_STOP_TIMEOUT_S)
+    _stop(list(reversed(infrastructure(settings))), INFRA_STOP_TIMEOUT_S)
     return 0
 
 
+def _stop(services: Sequence[ManagedService], timeout: float, done: str = "stopped") -> None:
+    """Stop them all at once (each may take its time to flush); print one line each."""
+    with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+        stopped = list(pool.map(lambda service: service.stop(timeout), services))
+    for service, was_running in zip(services, stopped, strict=True):
+        print(f"{service.name:<18} {done if was_running else 'not running'}")
+
+
 def status(args: argparse.Namespace, settings: Settings) -> int:
-    """Print one row per service; exit 0 when all run, 3 otherwise."""
+    """One row per service instance with its own pid and state (infra.local.status); exit 0
+    when every service serves, 3 otherwise."""
     rows = [("SERVICE", "STATE", "PID", "PORT", "LAG")]
     if settings.kafka_bootstrap:
         rows.append(("kafka", "external", "-", settings.kafka_bootstrap, "-"))
     if settings.database_url:
         rows.append(("postgres", "external", "-", "-", "-"))
-    all_up = True
-    for service in all_services(settings):
-        pid = service.pid()
-        all_up &= pid is not None
-        lag = lag_for(service.name, settings) if service.name in CONSUMERS else "-"
-        state = "up" if pid else "down"
-        rows.append((service.name, state, str(pid or "-"), str(service.port), lag))
+    services = all_services(settings)
+    observed = observe_all(services)
+    consuming = sorted({seen.service for seen in observed} & set(CONSUMERS))
+    with ThreadPoolExecutor(max_workers=max(1, len(consuming))) as pool:  # each may time out
+        found = pool.map(lambda name: lag_for(name, settings), consuming)
+        lags = dict(zip(consuming, found, strict=True))
+    for service, seen in zip(services, observed, strict=True):
+        pid, lag = str(seen.pid or "-"), lags.get(seen.service, "-")
+        rows.append((seen.name, seen.state, pid, str(service.port), lag))
     for row in rows:
-        line = "  ".join(f"{cell:<18}" if i == 0 else f"{cell:<9}" for i, cell in enumerate(row))
+        line = "  ".join(f"{cell:<18}" if i == 0 else f"{cell:<10}" for i, cell in enumerate(row))
         print(line.rstrip())
-    return 0 if all_up else 3
+    return 0 if all_serving(observed) else 3
 
 
 def logs(args: argparse.Namespace, settings: Settings) -> int:
-    services = {service.name: service for service in all_services(settings)}
-    if args.service and args.service not in services:
-        print(f"unknown service {args.service!r}; one of: {', '.join(services)}", file=sys.stderr)
+    """Tail the logs of one instance (`projector-2`), of every instance of a service
+    (`projector`), or of everything."""
+    chosen: list[ManagedService] = []
+    for service in all_services(settings):
+        of = service.service.service if isinstance(service, AppProcess) else service.name
+        if args.service in (None, service.name, of):
+            chosen.append(service)
+    if not chosen:
+        names = [service.name for service in all_services(settings)]
+        print(f"unknown service {args.service!r}; one of: {', '.join(names)}", file=sys.stderr)
         return 2
-    chosen = [services[args.service]] if args.service else list(services.values())
     files = [str(s.log_file) for s in chosen if s.log_file.exists()]
     if not files:
         print(f"no logs yet in {settings.home / 'logs'}", file=sys.stderr)
@@ -187,7 +211,9 @@ def logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _logs_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("service", nargs="?", help="one service (default: all)")
+    parser.add_argument(
+        "service", nargs="?", help="a service (all its instances) or one instance (default: all)"
+    )
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     parser.add_argument("-n", "--lines", type=int, default=100, help="lines to show per file")
 
@@ -279,7 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args, Settings())
+        settings = Settings()
+    except ValidationError as exc:  # say which NEXUS_* variable is wrong, without a traceback
+        errors = "\n".join(f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"nexus {args.command}: invalid settings:\n{errors}", file=sys.stderr)
+        return 2
+    try:
+        return handler(args, settings)
     except ProcessError as exc:
         print(f"nexus {args.command}: {exc}", file=sys.stderr)
         return 1

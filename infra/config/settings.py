@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_serializer, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from infra.config.scale import (
+    MAX_INSTANCES,
+    SERVICE_PORT_FIELDS,
+    SERVICES,
+    ServiceName,
+    format_scale,
+    instance_port,
+    parse_scale,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?")
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many copies of each partition a cluster keeps, for our topics and Kafka's own
+    (consumer offsets, transaction state): the one place this is derived."""
+
+    factor: int
+    min_insync: int  # replicas holding a write before acks=all acknowledges it
+
+    @classmethod
+    def for_brokers(cls, brokers: int) -> Replication:
+        """Up to 3 replicas, all but one of them in sync: on 3 brokers an acknowledged write
+        survives losing any one broker, and writes go on while one is down."""
+        factor = min(brokers, 3)
+        return cls(factor=factor, min_insync=max(1, factor - 1))
 
 
 class Settings(BaseSettings):
@@ -26,8 +53,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Use this PostgreSQL instead of starting one."
     )
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
+    kafka_port: int = Field(default=9092, description="Client port of the first local broker.")
+    kafka_controller_port: int = Field(
+        default=9093, description="Controller port of the first local broker."
+    )
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        description="Brokers in the Kafka cluster: `nexus up` starts this many (broker n on"
+        " NEXUS_KAFKA_PORT + 2(n-1)); with NEXUS_KAFKA_BOOTSTRAP, the size of that cluster."
+        " Topics get min(brokers, 3) replicas.",
+    )
     postgres_port: int = 5433
     topic_prefix: str = "nexus"
     instance_id: str = Field(
@@ -41,6 +77,18 @@ class Settings(BaseSettings):
     projector_health_port: int = 3102
     notifier_health_port: int = 3103
     workflows_health_port: int = 3104
+    scale: Annotated[dict[ServiceName, Annotated[int, Field(ge=1, le=MAX_INSTANCES)]], NoDecode] = (
+        Field(
+            default_factory=dict,
+            description="Instances `nexus up` runs of each service, e.g. projector=2,gateway=2"
+            " (1 of each one not named); see infra/config/scale.py for their ports.",
+        )
+    )
+    gateway_instance_port: int | None = Field(
+        default=None,
+        description="A port this gateway answers on besides the shared NEXUS_GATEWAY_PORT,"
+        " so it can be probed alone; `nexus up` sets it when it runs several gateways.",
+    )
     jwt_secret: str | None = Field(default=None, description="HS256 secret; else the home file.")
     jwt_issuer: str = "nexus"
     jwt_audience: str = "nexus-api"
@@ -60,6 +108,28 @@ class Settings(BaseSettings):
     )
     produce_timeout_ms: int = 5000
     read_your_writes_timeout_s: float = 5.0
+    # The watchdog of every worker process (streams/process/watchdog.py).
+    watchdog_s: float = Field(
+        default=30.0, gt=0, description="/healthz fails once a loop has not polled this long."
+    )
+    watchdog_exit_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="A worker whose /healthz has failed this long exits (code 70) for its"
+        " supervisor to restart it; 0: it only reports.",
+    )
+    catch_up_limit_s: float = Field(
+        default=600.0, gt=0, description="/healthz fails once a catch-up runs longer."
+    )
+    snapshot_every_events: int = Field(
+        default=20_000,
+        ge=0,
+        description="The command processor snapshots a partition's aggregates after this many"
+        " events (0: no snapshots, a takeover folds every event).",
+    )
+    snapshot_every_s: float = Field(
+        default=60.0, gt=0, description="... or this long after its last snapshot, if sooner."
+    )
     # Gateway rate limits (gateway/rate_limits.py), per token subject; `limits` syntax.
     rate_limit_enabled: bool = True
     rate_limit_commands: str = Field(default="10000/second", description="Command routes.")
@@ -167,9 +237,71 @@ class Settings(BaseSettings):
     def allowed_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
+    @model_validator(mode="after")
+    def _kafka_ports_distinct(self) -> Settings:
+        ports = [port for node in self.kafka_node_ports for port in node]
+        if len(set(ports)) != len(ports):
+            raise ValueError(
+                f"NEXUS_KAFKA_PORT and NEXUS_KAFKA_CONTROLLER_PORT give {self.kafka_brokers}"
+                f" brokers overlapping ports {ports}; move one of them"
+            )
+        return self
+
+    @property
+    def kafka_node_ports(self) -> list[tuple[int, int]]:
+        """(client port, controller port) of each local broker, node 1 first."""
+        return [
+            (self.kafka_port + 2 * n, self.kafka_controller_port + 2 * n)
+            for n in range(self.kafka_brokers)
+        ]
+
+    @property
+    def kafka_replication(self) -> Replication:
+        """Replicas of every topic on the cluster of NEXUS_KAFKA_BROKERS brokers."""
+        return Replication.for_brokers(self.kafka_brokers)
+
     @property
     def resolved_kafka_bootstrap(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        """NEXUS_KAFKA_BOOTSTRAP, or every local broker (a client then finds the cluster
+        through whichever one answers)."""
+        local = ",".join(f"127.0.0.1:{port}" for port, _ in self.kafka_node_ports)
+        return self.kafka_bootstrap or local
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale_parsed(cls, value: object) -> object:
+        return parse_scale(value)
+
+    @field_serializer("scale")
+    def _scale_as_text(self, counts: dict[ServiceName, int]) -> str:
+        return format_scale(counts)  # so NEXUS_SCALE=<dumped value> reads back the same
+
+    @model_validator(mode="after")
+    def _instance_ports_distinct(self) -> Settings:
+        ports = [port for service in SERVICES for port in self.instance_ports(service)]
+        clashing = sorted({port for port in ports if ports.count(port) > 1})
+        if clashing or max(ports) > 65535:
+            raise ValueError(
+                f"NEXUS_SCALE and the services' ports give instances the same or no port"
+                f" ({clashing or max(ports)}); see infra/config/scale.py and move a base port"
+            )
+        return self
+
+    def instances(self, service: ServiceName) -> int:
+        """How many instances of `service` `nexus up` runs (NEXUS_SCALE)."""
+        return self.scale.get(service, 1)
+
+    def instance_port(self, service: ServiceName, index: int) -> int:
+        """The port instance `index` (from 1) of `service` is probed on; a lone gateway is
+        probed on the port it serves."""
+        base: int = getattr(self, SERVICE_PORT_FIELDS[service])
+        if service == "gateway" and index == self.instances(service) == 1:
+            return base
+        return instance_port(service, base, index)
+
+    def instance_ports(self, service: ServiceName) -> list[int]:
+        """The port of each instance of `service`, instance 1 first."""
+        return [self.instance_port(service, n) for n in range(1, self.instances(service) + 1)]
 
     @property
     def jwt_secret_file(self) -> Path:

@@ -1,7 +1,12 @@
 """A private PostgreSQL cluster (TCP on 127.0.0.1 only, scram auth) for `nexus up` and the tests.
 
+The server runs in the foreground (`postgres -D DATA`) under a supervisor (infra.local.supervise),
+so a crashed or killed postmaster comes back by itself: it removes its stale postmaster.pid and
+recovers from the WAL. Stopping the supervisor makes it a fast shutdown (SIGINT).
+
 initdb and postgres refuse to run as root, so under root every server binary runs as the
-`postgres` OS user via runuser, and the data dir belongs to that user.
+`postgres` OS user (initdb via runuser, the server via the supervisor's tether), and the data
+dir belongs to that user.
 """
 
 from __future__ import annotations
@@ -9,13 +14,23 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.local.processes import ProcessError, apt_install, ensure_secret_file, is_alive, tail
+from infra.local.processes import (
+    DetachedProcess,
+    ProcessError,
+    apt_install,
+    ensure_secret_file,
+    is_alive,
+    tail,
+)
+from infra.local.supervise import supervised_argv
 
 SERVER_USER = "postgres"
 CONFIG_FILE = "nexus.conf"
@@ -51,6 +66,8 @@ class PostgresServer:
     user: str = "nexus"
     database: str = "nexus"
     fsync: bool = True
+    pid_file: Path | None = None  # the supervisor's; default: beside the data dir
+    _supervisor: DetachedProcess | None = field(default=None, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -66,18 +83,19 @@ class PostgresServer:
         return self.url("postgres")
 
     def pid(self) -> int | None:
-        """The postmaster pid from postmaster.pid, if that process is alive."""
-        try:
-            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if is_alive(pid) and _is_postgres(pid) else None
+        """The supervisor's pid while it runs. Else the postmaster's of a server started
+        without one (by `pg_ctl`, before servers were supervised), so `stop` still reaches it."""
+        supervisor = self._supervised()
+        pid = supervisor.pid() if supervisor is not None else None
+        return pid if pid is not None else self._unsupervised_postmaster()
 
     def start(self, timeout: float = 60.0) -> None:
-        """initdb once, write the config, start with `pg_ctl -w`, create the database."""
+        """initdb once, write the config, run the supervised server, wait until it accepts
+        connections and create the database; a no-op while it runs."""
         if self.pid() is not None:
             return
         ensure_secret_file(self.password_file)
+        self.bin_dir = self.bin_dir or ensure_postgres_installed()
         if _as_root():
             user = pwd.getpwnam(SERVER_USER)
             for folder in (self.data_dir.parent, self.log_file.parent):
@@ -86,23 +104,63 @@ class PostgresServer:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._write_config()
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.touch()
-        self._chown(self.log_file)
-        self._pg_ctl("start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file))
+        supervisor = self._supervised()
+        assert supervisor is not None  # bin_dir is known by now
+        supervisor.start()
+        self.wait_ready(timeout)
         self.ensure_database(self.database)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """`start` already waits (pg_ctl -w); kept so every server has the same shape."""
-        if self.pid() is None:
-            raise ProcessError(f"PostgreSQL is not running; see {self.log_file}")
+        """Block until the server accepts a connection; fail early, naming the log, when
+        nothing runs any more."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(self.admin_url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError as exc:  # refused, or starting up, or recovering
+                if self.pid() is None:
+                    raise ProcessError(self._failure("exited", exc)) from exc
+                if time.monotonic() > deadline:
+                    raise ProcessError(self._failure(f"not ready after {timeout}s", exc)) from exc
+            time.sleep(0.2)
 
     def stop(self, timeout: float = 60.0) -> bool:
-        """Fast shutdown (rolls back open transactions); True if it was running."""
-        if self.pid() is None:
+        """Fast shutdown (rolls back open transactions), SIGKILL after `timeout`; True if it
+        was running."""
+        supervisor = self._supervised()
+        if supervisor is not None and supervisor.pid() is not None:
+            return supervisor.stop(timeout)
+        if self._unsupervised_postmaster() is None:
             return False
         self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(int(timeout)))
         return True
+
+    def _supervised(self) -> DetachedProcess | None:
+        """The supervisor running `postgres -D`, once the bin dir is known."""
+        bin_dir = self.bin_dir or find_postgres_bin()
+        if self._supervisor is None and bin_dir is not None:
+            server = [str(bin_dir / "postgres"), "-D", str(self.data_dir)]
+            argv = supervised_argv(
+                server, stop_signal=signal.SIGINT, user=SERVER_USER if _as_root() else None
+            )
+            pid_file = self.pid_file or self.data_dir.with_name(f"{self.data_dir.name}.pid")
+            self._supervisor = DetachedProcess(
+                "postgres", argv, pid_file, self.log_file, cwd=Path("/")
+            )
+        return self._supervisor
+
+    def _unsupervised_postmaster(self) -> int | None:
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if is_alive(pid) and _is_postgres(pid) else None
+
+    def _failure(self, what: str, exc: Exception) -> str:
+        return f"PostgreSQL {what} ({exc}); see {self.log_file}:\n{tail(self.log_file)}"
 
     def ensure_database(self, name: str) -> None:
         import psycopg

@@ -37,7 +37,13 @@ class DetachedProcess:
     _popen: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def pid(self) -> int | None:
-        """The pid of the live process, or None (a stale pid file counts as not running)."""
+        """The pid of the live process, or None (a stale pid file counts as not running).
+
+        The object that started the process trusts its Popen while that runs: until the child
+        has exec'd, its command line is still this program's, so a comparison would call a
+        live child dead. Anyone else compares the command line, against a recycled pid."""
+        if self._popen is not None and self._popen.poll() is None:
+            return self._popen.pid
         try:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -64,7 +70,10 @@ class DetachedProcess:
         return self._popen.pid
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """SIGTERM the process group, then SIGKILL after `timeout`; True if it was running."""
+        """SIGTERM the process, then SIGKILL its group after `timeout`; True if it was running.
+
+        A supervisor passes the SIGTERM on to its program (as the signal that stops it) and
+        ends when it has; the SIGKILL reaches the program too, which shares the group."""
         pid = self.pid()
         if pid is not None:
             terminate(pid, timeout)
@@ -89,35 +98,61 @@ def is_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _cmdline_matches(pid: int, argv: Sequence[str]) -> bool:
-    # Guards against a recycled pid: scripts run through their interpreter, so only the
-    # arguments after argv[0] are compared, as the tail of the live command line.
+def command_line(pid: int) -> list[str]:
+    """The arguments `pid` runs with ([] once it is gone)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
-        return False
-    live = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _cmdline_matches(pid: int, argv: Sequence[str]) -> bool:
+    # Guards against a recycled pid: scripts run through their interpreter, so only the
+    # arguments after argv[0] are compared, as the tail of the live command line.
+    live = command_line(pid)
     tail = list(argv[1:])
     return live[-len(tail) :] == tail if tail else bool(live)
 
 
+def children_of(pid: int) -> list[int]:
+    """The live (not zombie) processes whose parent is `pid`, in pid order.
+
+    Read from every /proc/PID/stat: /proc/PID/task/*/children needs CONFIG_PROC_CHILDREN,
+    which not every kernel has."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(parent) == pid and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def terminate(pid: int, timeout: float) -> None:
-    """Stop `pid` (and its process group when it leads one): SIGTERM, wait, then SIGKILL."""
-    _signal(pid, signal.SIGTERM)
+    """Stop `pid`: SIGTERM to it, then after `timeout` SIGKILL to its process group when it
+    leads one (to it alone otherwise)."""
+    _signal(pid, signal.SIGTERM, group=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_alive(pid):
             return
         time.sleep(0.1)
-    _signal(pid, signal.SIGKILL)
+    _signal(pid, signal.SIGKILL, group=True)
     deadline = time.monotonic() + 10
     while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def _signal(pid: int, sig: signal.Signals) -> None:
+def _signal(pid: int, sig: signal.Signals, *, group: bool) -> None:
+    # The polite signal goes to the leader alone: a supervisor turns it into its program's
+    # own stop signal (PostgreSQL's backends must not get a SIGTERM of their own).
     try:
-        if os.getpgid(pid) == pid:
+        if group and os.getpgid(pid) == pid:
             os.killpg(pid, sig)
         else:
             os.kill(pid, sig)

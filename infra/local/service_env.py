@@ -7,21 +7,14 @@ from __future__ import annotations
 
 import os
 
+from infra.config.scale import SERVICE_PORT_FIELDS, ServiceName
 from infra.config.settings import Settings
 from infra.local.processes import free_ports
 
-# Each service's settings field holding the port of its /healthz, /readyz and /metrics.
-SERVICE_PORT_FIELDS = {
-    "command-processor": "command_processor_health_port",
-    "projector": "projector_health_port",
-    "workflows": "workflows_health_port",
-    "notifier": "notifier_health_port",
-    "analytics": "analytics_health_port",
-    "gateway": "gateway_port",
-}
+__all__ = ["SERVICE_PORT_FIELDS", "environment", "service_port", "with_free_ports"]
 
 
-def service_port(settings: Settings, service: str) -> int:
+def service_port(settings: Settings, service: ServiceName) -> int:
     port: int = getattr(settings, SERVICE_PORT_FIELDS[service])
     return port
 

@@ -1,21 +1,30 @@
 """The processes `nexus up` runs, declared as data, in start order.
 
 Kafka and PostgreSQL are left out when NEXUS_KAFKA_BOOTSTRAP / NEXUS_DATABASE_URL point at
-existing infrastructure. The app services are `nexus run <name>` processes with a /readyz URL.
+existing infrastructure. The app services are supervised `nexus run <name> --supervise`
+processes, as many instances of each as NEXUS_SCALE asks. Instance 1 is named after its service
+(`projector`), instance n `projector-n`; each has its own pid file (`<home>/run/<name>.pid`),
+log (`<home>/logs/<name>.log`), probe port (infra/config/scale.py) and NEXUS_INSTANCE_ID (its
+static consumer-group membership and transactional ids).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from infra.config.scale import SERVICE_PORT_FIELDS, SERVICES, ServiceName
 from infra.config.settings import Settings
-from infra.local.child_process import wait_for_probe
-from infra.local.kafka_server import KafkaServer, kafka_jars_dir
+from infra.local.child_process import answers, wait_for_probe
+from infra.local.kafka_cluster import KafkaCluster, local_kafka
 from infra.local.postgres_server import PostgresServer, find_postgres_bin
-from infra.local.processes import DetachedProcess, tail
+from infra.local.processes import DetachedProcess, ProcessError, tail
 
 
 class ManagedService(Protocol):
@@ -35,12 +44,23 @@ class ManagedService(Protocol):
 
 @dataclass(frozen=True)
 class Service:
-    """An app process: `argv` runs it in the foreground, `health_url` answers 200 when ready."""
+    """An app process: `argv` runs it in the foreground, `health_url` (its /readyz) answers 200
+    when ready and the /healthz beside it while it lives; `env` is added to its environment."""
 
     name: str
     argv: tuple[str, ...]
     port: int
     health_url: str
+    env: tuple[tuple[str, str], ...] = ()
+    of: str = ""  # the service this is an instance of, when not `name` itself
+
+    @property
+    def service(self) -> str:
+        return self.of or self.name
+
+    @property
+    def live_url(self) -> str:
+        return self.health_url.rsplit("/", 1)[0] + "/healthz"
 
 
 @dataclass
@@ -57,6 +77,7 @@ class AppProcess:
             self.service.argv,
             pid_file=self.home / "run" / f"{self.service.name}.pid",
             log_file=self.log_file,
+            env={**os.environ, **dict(self.service.env)} if self.service.env else None,
         )
 
     @property
@@ -72,6 +93,7 @@ class AppProcess:
         return self.home / "logs" / f"{self.service.name}.log"
 
     def pid(self) -> int | None:
+        """The supervisor's pid (infra.local.supervise.supervised_child finds the service's)."""
         return self.process.pid()
 
     def start(self) -> None:
@@ -79,8 +101,14 @@ class AppProcess:
 
     def wait_ready(self, timeout: float) -> None:
         """Poll the health URL until it answers 200; fail early, naming the log, if it exits."""
-        alive = lambda: self.pid() is not None  # noqa: E731
-        wait_for_probe(self.service.health_url, alive, timeout, self._failure)
+        wait_for_probe(self.service.health_url, self._alive, timeout, self._failure)
+
+    def wait_live(self, timeout: float) -> None:
+        """Like `wait_ready`, for /healthz: the process runs and answers, ready or not."""
+        wait_for_probe(self.service.live_url, self._alive, timeout, self._failure)
+
+    def _alive(self) -> bool:
+        return self.pid() is not None
 
     def _failure(self, what: str) -> str:
         return (
@@ -97,35 +125,76 @@ def nexus_executable() -> str:
     return str(Path(sys.executable).with_name("nexus"))
 
 
+def instance_name(service: str, index: int) -> str:
+    return service if index == 1 else f"{service}-{index}"
+
+
 def app_services(settings: Settings) -> list[Service]:
-    nexus = nexus_executable()
-
-    def local(name: str, port: int) -> Service:
-        url = f"http://127.0.0.1:{port}/readyz"
-        return Service(name, (nexus, "run", name, "--supervise"), port, url)
-
-    gateway_url = f"http://{settings.gateway_host}:{settings.gateway_port}/readyz"
+    """Every instance NEXUS_SCALE asks for, service by service in start order."""
     return [
-        local("command-processor", settings.command_processor_health_port),
-        local("projector", settings.projector_health_port),
-        local("workflows", settings.workflows_health_port),
-        local("notifier", settings.notifier_health_port),
-        local("analytics", settings.analytics_health_port),
-        Service(
-            "gateway", (nexus, "run", "gateway", "--supervise"), settings.gateway_port, gateway_url
-        ),
+        _instance(settings, service, index)
+        for service in SERVICES
+        for index in range(1, settings.instances(service) + 1)
     ]
 
 
-def kafka_server(settings: Settings) -> KafkaServer:
-    return KafkaServer(
-        jars=kafka_jars_dir(settings),
-        data_dir=settings.home / "kafka" / "data",
-        port=settings.kafka_port,
-        controller_port=settings.kafka_controller_port,
-        log_file=settings.home / "logs" / "kafka.log",
-        pid_file=settings.home / "run" / "kafka.pid",
-    )
+def _instance(settings: Settings, service: ServiceName, index: int) -> Service:
+    port = settings.instance_port(service, index)
+    host = settings.gateway_host if service == "gateway" else "127.0.0.1"
+    instance_id = settings.instance_id if index == 1 else f"{settings.instance_id}-{index}"
+    env = {"NEXUS_INSTANCE_ID": instance_id}
+    if service != "gateway":
+        env[f"NEXUS_{SERVICE_PORT_FIELDS[service].upper()}"] = str(port)
+    elif port != settings.gateway_port:  # one of several: it serves the shared port as well
+        env["NEXUS_GATEWAY_INSTANCE_PORT"] = str(port)
+    argv = (nexus_executable(), "run", service, "--supervise")
+    url = f"http://{host}:{port}/readyz"
+    name = instance_name(service, index)
+    return Service(name, argv, port, url, tuple(env.items()), of=service if index > 1 else "")
+
+
+def stray_instances(settings: Settings) -> list[AppProcess]:
+    """Instances still running beyond what NEXUS_SCALE asks for now (it was larger)."""
+    strays = []
+    for service in SERVICES:
+        for pid_file in sorted((settings.home / "run").glob(f"{service}-*.pid")):
+            found = re.fullmatch(rf"{re.escape(service)}-(\d+)", pid_file.stem)
+            if found is None or int(found[1]) <= settings.instances(service):
+                continue
+            app = AppProcess(_instance(settings, service, int(found[1])), settings.home)
+            if app.pid() is not None:
+                strays.append(app)
+    return strays
+
+
+def wait_serving(apps: Sequence[AppProcess], timeout: float) -> None:
+    """Block until every instance answers /healthz and each service has one answering /readyz
+    (a standby, such as a second projector, lives without being ready); ProcessError naming
+    the logs if that takes longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+
+    def remaining() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    for app in apps:
+        app.wait_live(remaining())
+    groups: dict[str, list[AppProcess]] = {}
+    for app in apps:
+        groups.setdefault(app.service.service, []).append(app)
+    for service, group in groups.items():
+        if len(group) == 1:
+            group[0].wait_ready(remaining())  # fails early, with its log, if it exits
+            continue
+        while not any(answers(app.service.health_url) for app in group):
+            if time.monotonic() > deadline:
+                logs = ", ".join(str(app.log_file) for app in group)
+                raise ProcessError(f"no {service} instance ready after {timeout:.0f}s; see {logs}")
+            time.sleep(0.2)
+
+
+def kafka_server(settings: Settings) -> KafkaCluster:
+    """NEXUS_KAFKA_BROKERS supervised KRaft nodes, managed as one `kafka` service."""
+    return local_kafka(settings)
 
 
 def postgres_server(settings: Settings) -> PostgresServer:
@@ -135,6 +204,7 @@ def postgres_server(settings: Settings) -> PostgresServer:
         password_file=settings.postgres_password_file,
         log_file=settings.home / "logs" / "postgres.log",
         bin_dir=find_postgres_bin(),
+        pid_file=settings.home / "run" / "postgres.pid",
     )
 
 
@@ -148,10 +218,15 @@ def infrastructure(settings: Settings) -> list[ManagedService]:
     return managed
 
 
+def app_processes(settings: Settings) -> list[AppProcess]:
+    """Every instance NEXUS_SCALE asks for, then any stray one still running."""
+    configured = [AppProcess(s, settings.home) for s in app_services(settings)]
+    return configured + stray_instances(settings)
+
+
 def all_services(settings: Settings) -> list[ManagedService]:
     """Every service in start order; stop them in reverse."""
-    apps: list[ManagedService] = [AppProcess(s, settings.home) for s in app_services(settings)]
-    return [*infrastructure(settings), *apps]
+    return [*infrastructure(settings), *app_processes(settings)]
 
 
 def lag_for(service: str, settings: Settings) -> str:

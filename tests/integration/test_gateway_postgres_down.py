@@ -17,6 +17,7 @@ from stack import api_client, prepared, running
 from infra.config.settings import Settings
 from infra.local.postgres_server import PostgresServer
 from infra.local.processes import is_alive
+from infra.local.supervise import supervised_child
 from projections.migrations import migrate
 
 pytestmark = pytest.mark.fault
@@ -31,11 +32,13 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> None:
 def kill(server: PostgresServer) -> None:
     """SIGKILL the postmaster and every backend, as a crashed host would: no process is left
     to tell the clients (each child runs in a session of its own, so killpg would miss them)."""
-    pid = server.pid()
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)  # so that no backend learns of its death and says goodbye
+    supervisor = server.pid()
+    pid = supervised_child(supervisor) if supervisor is not None else None
+    assert supervisor is not None and pid is not None
+    for stopped in (supervisor, pid):  # no restart; no backend learns of its death, says goodbye
+        os.kill(stopped, signal.SIGSTOP)
     children = _children(pid)
-    for victim in (*children, pid):
+    for victim in (*children, pid, supervisor):
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +17,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from infra.local import postgres_server
 from infra.local.kafka_server import KafkaServer
 from infra.local.postgres_server import PostgresServer
-from infra.local.processes import ProcessError, free_port
+from infra.local.processes import ProcessError, children_of, free_port, is_alive
+from infra.local.supervise import supervised_child
 
 
 def test_kafka_answers_metadata(kafka_bootstrap: str) -> None:
@@ -74,6 +78,51 @@ def test_postgres_stop_then_start_keeps_data(
 
     with psycopg.connect(server.url()) as conn:
         assert conn.execute("SELECT value FROM kept").fetchall() == [("still here",)]
+
+
+def test_a_sigkilled_postgres_comes_back_by_itself_with_its_data(
+    postgres_server_factory: Callable[[], PostgresServer],
+) -> None:
+    server = postgres_server_factory()
+    with psycopg.connect(server.url()) as conn:
+        conn.execute("CREATE TABLE kept (value text)")
+        conn.execute("INSERT INTO kept VALUES ('committed before the crash')")
+    supervisor = server.pid()
+    assert supervisor is not None
+    postmaster = supervised_child(supervisor)
+    assert postmaster is not None and postmaster != supervisor
+
+    os.kill(postmaster, signal.SIGKILL)  # no shutdown: its postmaster.pid stays behind
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(server.url(), connect_timeout=2) as conn:
+                rows = conn.execute("SELECT value FROM kept").fetchall()
+            break
+        except psycopg.OperationalError:
+            assert time.monotonic() < deadline, "PostgreSQL did not come back within 30 s"
+            time.sleep(0.2)
+    assert rows == [("committed before the crash",)]
+    assert server.pid() == supervisor
+    assert supervised_child(supervisor) not in (None, postmaster)
+
+
+def test_postgres_stop_ends_its_supervisor_and_every_server_process(
+    postgres_server_factory: Callable[[], PostgresServer],
+) -> None:
+    server = postgres_server_factory()
+    supervisor = server.pid()
+    assert supervisor is not None
+    postmaster = supervised_child(supervisor)
+    assert postmaster is not None
+    backends = children_of(postmaster)
+    assert backends  # checkpointer, walwriter, ...
+
+    assert server.stop() is True
+
+    assert [pid for pid in (supervisor, postmaster, *backends) if is_alive(pid)] == []
+    assert "received fast shutdown request" in server.log_file.read_text()
 
 
 def test_postgres_explains_a_data_dir_its_os_user_cannot_enter(

@@ -12,9 +12,17 @@ import pytest
 
 from infra.cli.main import build_parser, main
 from infra.config.settings import Settings
-from infra.local.processes import DetachedProcess, ProcessError, free_port, free_ports
+from infra.local.processes import (
+    DetachedProcess,
+    ProcessError,
+    command_line,
+    free_port,
+    free_ports,
+    is_alive,
+)
 from infra.local.service_env import SERVICE_PORT_FIELDS, with_free_ports
-from infra.local.services import AppProcess, Service, all_services
+from infra.local.services import AppProcess, Service, all_services, app_services
+from infra.local.supervise import supervised_argv, supervised_child
 
 SLEEPER = "import time; time.sleep(60)"
 # Touches the file named by its last argument once SIGTERM is ignored, so the test knows.
@@ -73,6 +81,60 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
 
     assert process.stop(timeout=0.5) is True
     assert process.pid() is None
+
+
+def test_the_starter_trusts_its_child_while_the_command_line_differs(tmp_path: Path) -> None:
+    # Between fork and exec a child's /proc/PID/cmdline is still its parent's, so comparing it
+    # with argv called a live child dead ("web exited" with an empty log). `sh -c "exec sleep"`
+    # makes that difference last: once exec'd, the command line is `sleep 60`.
+    argv = ["sh", "-c", "exec sleep 60", "marker"]
+    process = DetachedProcess("exec", argv, tmp_path / "exec.pid", tmp_path / "exec.log")
+    pid = process.start()
+    deadline = time.monotonic() + 20
+    while command_line(pid) != ["sleep", "60"]:
+        assert time.monotonic() < deadline, "never exec'd"
+        time.sleep(0.02)
+
+    assert process.pid() == pid
+    # Anyone else (`nexus status`, `down`) compares command lines, against recycled pids.
+    assert DetachedProcess("exec", argv, process.pid_file, process.log_file).pid() is None
+    assert process.stop(timeout=5) is True
+    assert not is_alive(pid)
+
+
+def test_stop_ends_a_supervisor_and_its_program(tmp_path: Path) -> None:
+    argv = supervised_argv([sys.executable, "-c", SLEEPER, "supervised"])
+    process = DetachedProcess("supervised", argv, tmp_path / "s.pid", tmp_path / "s.log")
+    supervisor = process.start()
+    program = _child_of(supervisor)
+
+    assert process.stop(timeout=10) is True
+    assert not is_alive(supervisor)
+    assert not is_alive(program)
+
+
+def test_stop_kills_a_supervised_program_that_ignores_its_stop_signal(tmp_path: Path) -> None:
+    ignoring = tmp_path / "ignoring"
+    argv = supervised_argv([sys.executable, "-c", STUBBORN, str(ignoring)])
+    process = DetachedProcess("stubborn", argv, tmp_path / "s.pid", tmp_path / "s.log")
+    supervisor = process.start()
+    program = _child_of(supervisor)
+    deadline = time.monotonic() + 20
+    while not ignoring.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    assert process.stop(timeout=1) is True
+    assert not is_alive(supervisor)
+    assert not is_alive(program)
+
+
+def _child_of(supervisor: int) -> int:
+    deadline = time.monotonic() + 20
+    while (program := supervised_child(supervisor)) is None:
+        assert time.monotonic() < deadline, "the supervisor started nothing"
+        time.sleep(0.02)
+    return program
 
 
 def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range() -> None:
@@ -136,6 +198,38 @@ def test_services_leave_out_external_infrastructure(tmp_path: Path) -> None:
     assert [s.name for s in all_services(external)] == list(APP_SERVICES)
 
 
+def test_each_instance_has_its_own_name_pid_file_log_port_and_instance_id(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(home=tmp_path, scale="projector=2,gateway=2", instance_id="host")
+
+    apps = {service.name: service for service in app_services(settings)}
+
+    assert list(apps) == [
+        "command-processor", "projector", "projector-2", "workflows", "notifier", "analytics",
+        "gateway", "gateway-2",
+    ]  # fmt: skip
+    assert dict(apps["projector"].env) == {
+        "NEXUS_INSTANCE_ID": "host",
+        "NEXUS_PROJECTOR_HEALTH_PORT": "3102",
+    }
+    assert dict(apps["projector-2"].env) == {
+        "NEXUS_INSTANCE_ID": "host-2",
+        "NEXUS_PROJECTOR_HEALTH_PORT": "3112",
+    }
+    assert apps["projector-2"].argv == apps["projector"].argv
+    assert apps["projector-2"].service == "projector"
+    # Both gateways serve port 3000; each is probed on a port of its own.
+    assert dict(apps["gateway-2"].env) == {
+        "NEXUS_INSTANCE_ID": "host-2",
+        "NEXUS_GATEWAY_INSTANCE_PORT": "3020",
+    }
+    assert apps["gateway"].health_url == "http://127.0.0.1:3010/readyz"
+    processes = [AppProcess(service, tmp_path) for service in apps.values()]
+    assert len({app.process.pid_file for app in processes}) == len(apps)
+    assert len({app.log_file for app in processes}) == len(apps)
+
+
 def test_status_lists_every_service_as_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,6 +244,19 @@ def test_status_lists_every_service_as_down(
         "postgres": "down",
         **{name: "down" for name in APP_SERVICES},
     }
+
+
+def test_bad_settings_are_reported_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEXUS_SCALE", "projector=two")
+
+    assert main(["up"]) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("nexus up: invalid settings:\n")
+    assert "NEXUS_SCALE: 'projector=two' is not SERVICE=COUNT" in error
+    assert "Traceback" not in error
 
 
 def test_logs_rejects_an_unknown_service(
