@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -23,6 +24,7 @@ import pytest
 from webhook_sink import SinkLog, webhook_sink
 
 from infra.config.settings import PROJECT_ROOT, Settings
+from infra.local.kafka_cluster import KafkaCluster
 from infra.local.kafka_server import KafkaServer, ensure_kafka_jars
 from infra.local.postgres_server import PostgresServer, ensure_postgres_installed
 from infra.local.processes import ProcessError, free_port, free_ports
@@ -55,6 +57,25 @@ def start_test_kafka(data_dir: Path, log_file: Path) -> KafkaServer:
         server.stop(timeout=10)
         pytest.fail(f"could not start Kafka for the tests: {exc}", pytrace=False)
     return server
+
+
+def start_test_kafka_cluster(base: Path, brokers: int, *, supervised: bool) -> KafkaCluster:
+    """`brokers` fresh KRaft nodes on free ports, ready and all serving; the caller stops
+    them. Small heaps: three JVMs share the test machine with the stack under test."""
+    try:
+        jars = ensure_kafka_jars(Settings())
+    except ProcessError as exc:
+        pytest.fail(f"no Kafka jars for the tests (run `make install`): {exc}", pytrace=False)
+    ports = free_ports(2 * brokers)
+    pairs = list(zip(ports[::2], ports[1::2], strict=True))
+    cluster = KafkaCluster.create(jars, base, pairs, supervised=supervised, heap="448m")
+    try:
+        cluster.start()
+        cluster.wait_ready(timeout=120)
+    except ProcessError as exc:
+        cluster.stop(timeout=10)
+        pytest.fail(f"could not start a Kafka cluster for the tests: {exc}", pytrace=False)
+    return cluster
 
 
 def start_test_postgres(base: Path, log_file: Path) -> PostgresServer:
@@ -121,6 +142,26 @@ def kafka_server_factory(tmp_path: Path) -> Iterator[Callable[[], KafkaServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+class KafkaClusterFactory(Protocol):
+    def __call__(self, brokers: int = 3, *, supervised: bool = False) -> KafkaCluster: ...
+
+
+@pytest.fixture
+def kafka_cluster_factory(tmp_path: Path) -> Iterator[KafkaClusterFactory]:
+    """Starts private clusters (n nodes, optionally supervised: a killed JVM comes back);
+    all are stopped afterwards, their logs left in the test's tmp dir."""
+    clusters: list[KafkaCluster] = []
+
+    def start(brokers: int = 3, *, supervised: bool = False) -> KafkaCluster:
+        base = tmp_path / f"kafka-cluster-{len(clusters)}"
+        clusters.append(start_test_kafka_cluster(base, brokers, supervised=supervised))
+        return clusters[-1]
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,9 @@
-"""A single-node KRaft Kafka broker run from Maven Central jars, for `nexus up` and the tests."""
+"""One KRaft Kafka node (broker and controller in one JVM) run from Maven Central jars, for
+`nexus up` and the tests; alone it is a whole cluster, or one of several (kafka_cluster.py).
+
+A supervised node runs under `python -m infra.local.supervise`, which restarts a JVM that
+died; its pid file then names the supervisor, and stopping it stops the JVM too.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.config.settings import Settings
+from infra.config.settings import Replication, Settings
 from infra.local.processes import DetachedProcess, ProcessError, apt_install, tail
+from infra.local.supervise import supervised_argv, supervised_child
 
 KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
 POM = KAFKA_DIR / "pom.xml"
@@ -71,9 +77,29 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
+@dataclass(frozen=True)
+class Quorum:
+    """What every node of one cluster shares: the controller voters and the replication."""
+
+    voters: tuple[tuple[int, int], ...]  # (node id, controller port) of every node
+    replication: Replication
+
+    @classmethod
+    def of(cls, controller_ports: list[int]) -> Quorum:
+        """Nodes 1..n with these controller ports, replicated as n brokers allow."""
+        voters = tuple(enumerate(controller_ports, start=1))
+        return cls(voters, Replication.for_brokers(len(voters)))
+
+    @property
+    def voters_property(self) -> str:
+        return ",".join(f"{node}@127.0.0.1:{port}" for node, port in self.voters)
+
+
 @dataclass
 class KafkaServer:
-    """One broker+controller process; its data dir holds the config, cluster id and logs."""
+    """One broker+controller process; its data dir holds the config, cluster id and logs.
+
+    Without a `quorum` it is a one-node cluster of its own."""
 
     jars: Path
     data_dir: Path
@@ -82,20 +108,34 @@ class KafkaServer:
     log_file: Path
     pid_file: Path | None = None
     heap: str = "768m"
-    _process: DetachedProcess = field(init=False, repr=False)
+    node_id: int = 1
+    quorum: Quorum | None = None
+    supervised: bool = False
+    name: str = "kafka"
+    _jvm: DetachedProcess = field(init=False, repr=False)
+    _process: DetachedProcess = field(init=False, repr=False)  # _jvm, or its supervisor
 
     def __post_init__(self) -> None:
-        argv = [
+        argv = self.jvm_argv()
+        pid_file = self.pid_file or self.data_dir / "kafka.pid"
+        self._jvm = DetachedProcess(self.name, argv, pid_file, self.log_file)
+        self._process = self._jvm
+        if self.supervised:
+            supervisor = supervised_argv(argv)
+            self._process = DetachedProcess(self.name, supervisor, pid_file, self.log_file)
+
+    def jvm_argv(self) -> list[str]:
+        """The broker's own command line (what its supervisor runs)."""
+        return [
             "java", f"-Xmx{self.heap}", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp", f"{self.jars}/*", "kafka.Kafka", str(self.properties_file),
         ]  # fmt: skip
-        pid_file = self.pid_file or self.data_dir / "kafka.pid"
-        self._process = DetachedProcess("kafka", argv, pid_file, self.log_file)
 
     @property
-    def name(self) -> str:
-        return "kafka"
+    def cluster(self) -> Quorum:
+        """The quorum this node belongs to: `quorum`, or a quorum of this node alone."""
+        return self.quorum or Quorum.of([self.controller_port])
 
     @property
     def bootstrap(self) -> str:
@@ -110,7 +150,16 @@ class KafkaServer:
         return self.data_dir / "log"
 
     def pid(self) -> int | None:
-        return self._process.pid()
+        """The pid in the pid file while it runs: the supervisor's when supervised. A JVM
+        started without one (by an older `nexus up`) counts too, so it is not started twice
+        and `stop` still reaches it."""
+        return self._process.pid() or self._jvm.pid()
+
+    def broker_pid(self) -> int | None:
+        """The JVM's own pid (the one to SIGKILL or SIGSTOP), or None while there is none,
+        as between a crash and its supervisor's restart."""
+        pid = self.pid()
+        return supervised_child(pid) if pid is not None else None
 
     def start(self) -> None:
         """Configure, format once, and launch the broker unless it already runs."""
@@ -123,10 +172,12 @@ class KafkaServer:
         self._process.start()
 
     def server_properties(self) -> str:
+        replication = self.cluster.replication
+        replicas, in_sync = str(replication.factor), str(replication.min_insync)
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.cluster.voters_property,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
@@ -134,14 +185,20 @@ class KafkaServer:
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.log_dir),
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": replicas,
+            "min.insync.replicas": in_sync,
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": in_sync,
             "transaction.state.log.num.partitions": "10",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "min.insync.replicas": "1",
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": in_sync,
+            "unclean.leader.election.enable": "false",  # an acknowledged write is never dropped
+            # A dead broker's partitions move once the controller fences it: after 6 s
+            # without a heartbeat rather than 9, so the gateway's 503s end sooner.
+            "broker.session.timeout.ms": "6000",
+            "broker.heartbeat.interval.ms": "1000",
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
             # Events are the source of truth: never expire them.
@@ -186,4 +243,5 @@ class KafkaServer:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Controlled shutdown (SIGTERM), SIGKILL after `timeout`; True if it was running."""
-        return self._process.stop(timeout)
+        running = self._process if self._process.pid() is not None else self._jvm
+        return running.stop(timeout)

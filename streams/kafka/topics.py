@@ -15,7 +15,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from infra.config.settings import Settings
+from infra.config.settings import Replication, Settings
 from streams.kafka.config import admin_config, consumer_config
 
 # All topics share a partition count: command partition p owns partition p of the others.
@@ -28,16 +28,26 @@ LOGICAL_TOPICS = (
     "notifications",
     "analytics",
     "analytics-rejected",
+    "snapshots",
 )
 # A 1 MiB HTTP body grows a little on its way to an event; a dead letter wraps a whole
 # message of any of the others, so its topic takes twice as much.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEAD_LETTER_MAX_BYTES = 2 * MAX_MESSAGE_BYTES
+# Command-side snapshots (streams/snapshots) are a cache: only the latest record of a key
+# counts. Hourly segments let the cleaner compact all but the last hour.
+COMPACTED = {"snapshots": {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000)}}
 
 
-def topic_config(logical: str) -> dict[str, str]:
+def topic_config(logical: str, replication: Replication) -> dict[str, str]:
     limit = DEAD_LETTER_MAX_BYTES if logical == "deadletter" else MAX_MESSAGE_BYTES
-    return {"retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": str(limit)}
+    return {
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "max.message.bytes": str(limit),
+        "min.insync.replicas": str(replication.min_insync),
+        **COMPACTED.get(logical, {}),
+    }
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Topics:
     notifications: str  # the notification sagas' events
     analytics: str  # tracked (ingested) events
     analytics_rejected: str  # ingested items the tracking plan refused
+    snapshots: str  # the command side's aggregate snapshots (streams/snapshots)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -68,20 +79,23 @@ class Topics:
             self.notifications,
             self.analytics,
             self.analytics_rejected,
+            self.snapshots,
         )
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
-    """Create missing topics; refuse to run if commands and events disagree on partitions."""
+    """Create missing topics, each with `settings.kafka_replication`; refuse to run if
+    commands and events disagree on partitions or a topic has fewer replicas than wanted."""
     topics = Topics.from_settings(settings)
+    replication = settings.kafka_replication
     admin = AdminClient(admin_config(settings))
     existing = admin.list_topics(timeout=timeout).topics
     wanted = [
         NewTopic(
             name,
             num_partitions=settings.partitions,
-            replication_factor=1,
-            config=topic_config(logical),
+            replication_factor=replication.factor,
+            config=topic_config(logical, replication),
         )
         for logical, name in topics.by_logical_name().items()
         if name not in existing
@@ -95,11 +109,18 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> Topics:
                     raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
     _wait_for_leaders(settings, admin, topics, timeout)
     _check_copartitioned(admin, topics, timeout)
-    _update_configs(admin, topics, [t.topic for t in wanted], timeout)
+    _check_replicated(admin, topics, replication, timeout)
+    _update_configs(admin, topics, [t.topic for t in wanted], replication, timeout)
     return topics
 
 
-def _update_configs(admin: AdminClient, topics: Topics, created: list[str], timeout: float) -> None:
+def _update_configs(
+    admin: AdminClient,
+    topics: Topics,
+    created: list[str],
+    replication: Replication,
+    timeout: float,
+) -> None:
     """Topics made by an older release get today's limits too."""
     resources = [
         ConfigResource(
@@ -107,7 +128,7 @@ def _update_configs(admin: AdminClient, topics: Topics, created: list[str], time
             name,
             incremental_configs=[
                 ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-                for key, value in topic_config(logical).items()
+                for key, value in topic_config(logical, replication).items()
             ],
         )
         for logical, name in topics.by_logical_name().items()
@@ -156,3 +177,21 @@ def _check_copartitioned(admin: AdminClient, topics: Topics, timeout: float) -> 
     counts = {name: len(meta[name].partitions) for name in names}
     if len(set(counts.values())) != 1:
         raise RuntimeError(f"the platform's topics must have equal partitions: {counts}")
+
+
+def _check_replicated(
+    admin: AdminClient, topics: Topics, replication: Replication, timeout: float
+) -> None:
+    """A topic made for a smaller cluster would refuse every write under min.insync.replicas,
+    or lose acknowledged ones with a broker: say so rather than run on it."""
+    meta = admin.list_topics(timeout=timeout).topics
+    replicas = {
+        name: min(len(p.replicas) for p in meta[name].partitions.values())
+        for name in topics.names()
+    }
+    short = {name: count for name, count in replicas.items() if count < replication.factor}
+    if short:
+        raise RuntimeError(
+            f"topics with fewer than {replication.factor} replicas: {short}; reassign their"
+            " partitions (kafka-reassign-partitions) or start from a fresh cluster"
+        )

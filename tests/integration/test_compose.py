@@ -1,4 +1,5 @@
-"""compose.yml is a valid Compose file describing the same stack as `nexus up`.
+"""compose.yml is a valid Compose file describing the same stack as `nexus up`, and
+compose.cluster.yml over it the replicated cluster of `NEXUS_KAFKA_BROKERS=3 nexus up`.
 
 No Docker engine runs here, so this checks the file with a real Compose implementation's
 `config`; `make install` (part of `make test`) installs one when it is missing.
@@ -7,13 +8,20 @@ No Docker engine runs here, so this checks the file with a real Compose implemen
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
-from infra.config.settings import PROJECT_ROOT
+from infra.config.settings import PROJECT_ROOT, Replication
 from infra.local.processes import compose_command
 
 COMPOSE_FILE = PROJECT_ROOT / "compose.yml"
+CLUSTER_FILE = PROJECT_ROOT / "compose.cluster.yml"
+KAFKA_NODES = ("kafka", "kafka-2", "kafka-3")
+# What may differ between two nodes of the cluster.
+NODE_OWN = {"KAFKA_NODE_ID", "KAFKA_ADVERTISED_LISTENERS"}
 NEXUS_SERVICES = (
     "prepare",
     "command-processor",
@@ -25,12 +33,13 @@ NEXUS_SERVICES = (
 )
 
 
-def _compose(*args: str) -> str:
+def _compose(*args: str, files: tuple[Path, ...] = (COMPOSE_FILE,)) -> str:
     command = compose_command()
     if command is None:
         pytest.fail("no Docker Compose found: run `make install` (nexus install --compose)")
+    chosen = [arg for file in files for arg in ("-f", str(file))]
     result = subprocess.run(
-        [*command, "--project-directory", str(PROJECT_ROOT), "-f", str(COMPOSE_FILE), *args],
+        [*command, "--project-directory", str(PROJECT_ROOT), *chosen, *args],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -59,3 +68,60 @@ def test_nexus_services_use_the_compose_infrastructure() -> None:
     assert config.count("NEXUS_KAFKA_BOOTSTRAP: kafka:9092") == len(NEXUS_SERVICES)
     assert config.count("@postgres:5432/nexus") == len(NEXUS_SERVICES)
     assert "127.0.0.1:3000:3000" in config
+
+
+@pytest.fixture(scope="module")
+def cluster_config() -> dict[str, Any]:
+    """compose.yml with compose.cluster.yml over it, as Compose resolves (and validates) it."""
+    config: dict[str, Any] = yaml.safe_load(_compose("config", files=(COMPOSE_FILE, CLUSTER_FILE)))
+    return config
+
+
+def _volume_source(volume: str | dict[str, str]) -> str:
+    # Compose v1 prints the short syntax (source:target:mode), v2 the long one.
+    return volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+
+
+def test_the_cluster_override_adds_two_nodes_and_their_volumes(
+    cluster_config: dict[str, Any],
+) -> None:
+    assert sorted(cluster_config["services"]) == sorted(["postgres", *KAFKA_NODES, *NEXUS_SERVICES])
+    assert sorted(cluster_config["volumes"]) == [
+        "kafka-2-data", "kafka-3-data", "kafka-data", "nexus-home", "pg-data",
+    ]  # fmt: skip
+    services = cluster_config["services"]
+    sources = [_volume_source(services[node]["volumes"][0]) for node in KAFKA_NODES]
+    assert sources == ["kafka-data", "kafka-2-data", "kafka-3-data"]
+
+
+def test_cluster_nodes_share_everything_but_their_identity(
+    cluster_config: dict[str, Any],
+) -> None:
+    services = cluster_config["services"]
+    envs = [{k: str(v) for k, v in services[node]["environment"].items()} for node in KAFKA_NODES]
+    replication = Replication.for_brokers(len(KAFKA_NODES))
+
+    assert [env["KAFKA_NODE_ID"] for env in envs] == ["1", "2", "3"]
+    shared = [{k: v for k, v in env.items() if k not in NODE_OWN} for env in envs]
+    assert shared[0] == shared[1] == shared[2]
+    assert shared[0]["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
+        "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    )
+    for key in (
+        "KAFKA_DEFAULT_REPLICATION_FACTOR",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+    ):
+        assert shared[0][key] == str(replication.factor), key
+    assert shared[0]["KAFKA_MIN_INSYNC_REPLICAS"] == str(replication.min_insync)
+    assert shared[0]["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == str(replication.min_insync)
+
+
+def test_nexus_services_use_every_cluster_node(cluster_config: dict[str, Any]) -> None:
+    services = cluster_config["services"]
+
+    for name in NEXUS_SERVICES:
+        env = services[name]["environment"]
+        assert env["NEXUS_KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092", name
+        assert str(env["NEXUS_KAFKA_BROKERS"]) == "3", name
+    assert set(services["prepare"]["depends_on"]) >= set(KAFKA_NODES)
