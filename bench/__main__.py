@@ -19,7 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analytics, authorization, http_accept, latency, notify, publish, replay_rate
+from bench import (
+    analytics,
+    authorization,
+    http_accept,
+    latency,
+    notify,
+    publish,
+    replay_rate,
+    scaling,
+    takeover,
+)
 from bench.environment import BenchEnvironment
 from bench.report import Outcome, notes, say, table, write_json
 from infra.config.settings import PROJECT_ROOT
@@ -33,6 +43,8 @@ BENCHMARKS: dict[str, Callable[[BenchEnvironment], Outcome]] = {
     replay_rate.NAME: replay_rate.run,
     notify.NAME: notify.run,
     analytics.NAME: analytics.run,
+    takeover.NAME: takeover.run,
+    scaling.NAME: scaling.run,
 }
 
 

@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="/healthz fails once a loop has not polled this long."
     )
     watchdog_exit_s: float = Field(
-        default=30.0,
+        default=15.0,
         ge=0,
         description="A worker whose /healthz has failed this long exits (code 70) for its"
         " supervisor to restart it; 0: it only reports.",
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="/healthz fails once a catch-up runs longer."
     )
     snapshot_every_events: int = Field(
-        default=20_000,
+        default=10_000,
         ge=0,
         description="The command processor snapshots a partition's aggregates after this many"
         " events (0: no snapshots, a takeover folds every event).",

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from streams.kafka.polling import poll_batch
+
 
 def read_to_end(
     consumer: Consumer, topic: str, partition: int, since_ms: int | None = None
@@ -21,10 +23,20 @@ def read_to_end(
     if since_ms is not None:
         [found] = consumer.offsets_for_times([TopicPartition(topic, partition, since_ms)], 30)
         start = high if found.offset < 0 else max(found.offset, low)  # -1: nothing that new
+    yield from read_range(consumer, topic, partition, start, high)
+
+
+def read_range(
+    consumer: Consumer, topic: str, partition: int, start: int, end: int
+) -> Iterator[Message]:
+    """Every readable message of the partition with `start <= offset < end`, in order
+    (under read_committed, only committed ones). `end` must not lie past the partition's end."""
     consumer.assign([TopicPartition(topic, partition, start)])
     position = start
-    while position < high:
-        for message in consumer.consume(1000, 1.0):
-            if message.error() is None:
+    while position < end:
+        # Not consume(1000, t): that waits out t whenever fewer than 1000 are left, as the
+        # last batch always is; a takeover reads three ranges and would wait three times.
+        for message in poll_batch(consumer, 1000, 0.02):
+            if message.error() is None and message.offset() < end:
                 yield message
         position = max(consumer.position([TopicPartition(topic, partition)])[0].offset, start)
