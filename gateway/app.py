@@ -95,7 +95,10 @@ async def stop_services(services: Services) -> None:
 
 
 async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    """503 while the outcome listener's thread has stopped going round (its watchdog)."""
+    live = request.state.services.listener.watchdog.liveness()
+    body = {"status": "ok" if live.ok else "failing", "problems": list(live.problems)}
+    return JSONResponse(body, 200 if live.ok else 503)
 
 
 async def readyz(request: Request) -> Response:

@@ -2,6 +2,11 @@
 
 It starts at the topic's end: a waiter registers before its command is produced, so
 every outcome it can be waiting for comes later. Recent outcomes are kept for lookups.
+
+Heal, never wedge: the thread beats its heartbeat every poll (its watchdog answers the
+gateway's /healthz), and after a failure, a fatal error or a consumer that stopped receiving
+what the broker holds (streams.kafka.progress) it starts over on a fresh consumer, at the
+positions it had reached, so no outcome is skipped.
 """
 
 from __future__ import annotations
@@ -12,16 +17,22 @@ from collections import OrderedDict
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import consumer_config
 from streams.kafka.polling import poll_batch
+from streams.kafka.progress import ProgressCheck, consumed_positions, offset_ranges
+from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 Outcome = dict[str, Any]
 RECENT = 10_000
+
+
+class ConsumerStalled(Exception):
+    """The consumer stopped receiving what the broker holds: start over on a fresh one."""
 
 
 class OutcomeListener:
@@ -34,7 +45,13 @@ class OutcomeListener:
         self._waiters: dict[str, asyncio.Future[Outcome]] = {}
         self._recent: OrderedDict[str, Outcome] = OrderedDict()
         self._stop = threading.Event()
-        self._consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}.gateway"))
+        self._config = consumer_config(settings, f"{settings.topic_prefix}.gateway")
+        self._consumer = Consumer(self._config)
+        self._positions: dict[int, int] = {}  # partition -> next offset to receive
+        self.watchdog = Watchdog(settings.watchdog_s)
+        self.watchdog.require("outcomes not followed", self.ready.is_set)
+        self._heartbeat = self.watchdog.heartbeat("outcome listener")
+        self._progress: ProgressCheck[int] = ProgressCheck(settings.watchdog_s)
         self._thread = threading.Thread(target=self._run, name="outcome-listener", daemon=True)
 
     def start(self) -> None:
@@ -56,32 +73,68 @@ class OutcomeListener:
         return self._recent.get(command_id)
 
     def _run(self) -> None:
-        """Follows the topic until stopped; after a failure it starts again at the end."""
+        """Follows the topic until stopped; after a failure it starts over, where it was."""
         try:
             while not self._stop.is_set():
+                self._heartbeat.beat()
                 try:
-                    self._assign_at_end()
-                    while not self._stop.is_set():
-                        for message in poll_batch(self._consumer, 500, 0.1):
-                            if message.error() is None:
-                                self._receive(message.value())
-                except Exception:  # shows in logs and /readyz while it retries
+                    with self._heartbeat.waiting():  # for Kafka, which may be away
+                        self._assign()
+                    self._follow()
+                except Exception:  # shows in logs, /healthz and /readyz while it retries
                     self.ready.clear()
                     if not self._stop.is_set():
                         log.exception("outcome_listener_failed")
                         self._stop.wait(1.0)
+                        self._replace_consumer()
         finally:
             self._consumer.close()
+        self.watchdog.retire(self._heartbeat)
 
-    def _assign_at_end(self) -> None:
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            self._heartbeat.beat()
+            messages = poll_batch(self._consumer, 500, 0.1)
+            for message in messages:
+                if message.error() is None:
+                    self._positions[message.partition()] = message.offset() + 1
+                    self._receive(message.value())
+            if messages:
+                self._progress.advanced()
+            elif self._progress.due():
+                self._check_progress()
+
+    def _check_progress(self) -> None:
+        partitions = sorted(self._positions)
+        try:
+            ranges = offset_ranges(self._consumer, self.topic, partitions)
+        except KafkaException:  # the broker is away: nothing to judge
+            self._progress.postpone()
+            return
+        consumer, positions = self._consumer, self._positions
+        self._positions = consumed_positions(consumer, self.topic, partitions, positions)
+        if self._progress.stalled(self._positions, ranges):
+            log.warning("outcome_listener_stalled", positions=self._positions, ends=ranges)
+            raise ConsumerStalled
+
+    def _replace_consumer(self) -> None:
+        """A fresh client: whatever state the old one is stuck in goes with it."""
+        self._consumer.close()
+        self._consumer = Consumer(self._config)
+
+    def _assign(self) -> None:
+        """Every partition at the position reached, or at its end the first time."""
         metadata = self._consumer.list_topics(self.topic, timeout=30).topics[self.topic]
-        partitions = []
         for partition in metadata.partitions:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), 30
-            )
-            partitions.append(TopicPartition(self.topic, partition, high))
-        self._consumer.assign(partitions)
+            if partition not in self._positions:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), 30
+                )
+                self._positions[partition] = high
+        self._consumer.assign(
+            [TopicPartition(self.topic, p, offset) for p, offset in self._positions.items()]
+        )
+        self._progress.advanced()
         self.ready.set()
 
     def _receive(self, payload: bytes | None) -> None:

@@ -23,6 +23,7 @@ from confluent_kafka import (
 
 from infra.config.settings import Settings
 from streams.kafka.config import consumer_config
+from streams.kafka.polling import is_fatal
 
 
 def projection_consumer(settings: Settings, name: str, **extra: Any) -> Consumer:
@@ -75,7 +76,7 @@ def poll(consumer: Consumer, max_messages: int, timeout: float) -> Polled:
             polled.messages.append(message)
         elif error.code() == KafkaError._PARTITION_EOF:
             polled.ends[message.partition()] = message.offset()
-        elif error.fatal():
+        elif is_fatal(error):
             raise KafkaException(error)
     return polled
 

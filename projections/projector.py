@@ -20,7 +20,8 @@ from projections.catalog import PROJECTOR_PROJECTIONS, projection
 from projections.migrations import migrate
 from projections.runner import ProjectionRunner
 from schemas.codec import AvroCodec
-from streams.process.serve import Process, serve
+from streams.process.serve import Process, serve, watchdog_for
+from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 
@@ -36,8 +37,10 @@ class Projector:
         codec: AvroCodec | None = None,
         now: Callable[[], datetime] = utcnow,
         batch_size: int = 2000,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.settings = settings
+        self.watchdog = watchdog or watchdog_for(settings)  # every runner's heartbeat
         self.names = tuple(projections)
         self.codec, self.now, self.batch_size = codec or AvroCodec(), now, batch_size
         self.runners: list[ProjectionRunner] = []
@@ -52,6 +55,7 @@ class Projector:
                 codec=self.codec,
                 now=self.now,
                 batch_size=self.batch_size,
+                watchdog=self.watchdog,
             )
             for name in self.names
         ]
@@ -66,10 +70,15 @@ class Projector:
             runner.join(timeout)
 
     def assigned(self) -> bool:
-        return bool(self.runners) and all(r.ready.is_set() for r in self.runners)
+        """Each projection is kept here (assigned) or by another instance (this one's runner
+        stands by, projections/keeper.py), and at least one is kept here."""
+        kept = [r.ready.is_set() and not r.standby.is_set() for r in self.runners]
+        waiting = [r.standby.is_set() for r in self.runners]
+        return any(kept) and all(k or w for k, w in zip(kept, waiting, strict=True))
 
     def ready(self) -> bool:
-        """Every runner has been assigned its partitions and PostgreSQL answers."""
+        """Some projections are assigned here, the rest kept by other instances, and
+        PostgreSQL answers: an instance standing by for every projection is not ready."""
         return self.assigned() and _postgres_answers(self.settings.resolved_database_url)
 
     def wait_assigned(self, timeout: float = 30.0) -> bool:
@@ -102,7 +111,7 @@ def run(settings: Settings) -> None:
     def build(resources: ExitStack) -> Process:
         projector = resources.enter_context(Projector(settings))  # started on entry
         log.info("projections", names=list(projector.names))
-        return Process(projector.ready, _wait_for_stop)
+        return Process(projector.ready, _wait_for_stop, projector.watchdog)
 
     serve("projector", settings, build, health_port=settings.projector_health_port)
 

@@ -3,6 +3,11 @@
 Each batch commits with its checkpoints while holding a share lock on the projection's
 registry row. A replay swaps versions under FOR UPDATE on that row, so a batch never lands
 in a version that stopped being live, and the runner notices the swap at its next batch.
+Of several projector instances, one at a time keeps a projection (keeper.py).
+
+Heal, never wedge: the thread beats its heartbeat every poll, and a consumer that polls on
+without receiving what the broker holds for it (streams.kafka.progress) is replaced by a
+fresh one, assigned at the checkpoints again; nothing is skipped or applied twice.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import Message
+from confluent_kafka import KafkaException, Message
 from psycopg import Connection
 
 from infra.config.settings import Settings
-from projections import store, versions
+from projections import keeper, store, versions
 from projections.batch import BatchApplier
 from projections.catalog import schema_name
 from projections.kafka_io import (
@@ -33,6 +38,8 @@ from projections.metrics import BATCH_SECONDS, EVENTS_APPLIED, LAG
 from projections.model import Projection
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import KafkaDeadLetters
+from streams.kafka.progress import ProgressCheck, consumed_positions, offset_ranges
+from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 
@@ -44,6 +51,10 @@ class VersionChanged(Exception):
     """The live version moved (a replay swapped it): re-seek to the new version."""
 
 
+class ConsumerStalled(Exception):
+    """The consumer stopped receiving what the broker holds: replace it, then re-seek."""
+
+
 class ProjectionRunner(threading.Thread):
     def __init__(
         self,
@@ -53,11 +64,13 @@ class ProjectionRunner(threading.Thread):
         codec: AvroCodec,
         now: Callable[[], datetime],
         batch_size: int = 2000,
+        watchdog: Watchdog | None = None,
     ) -> None:
         super().__init__(name=f"projection-{projection.name}", daemon=True)
         self.settings, self.projection, self.batch_size = settings, projection, batch_size
         self.topic = settings.topic(projection.topic)
         self.ready = threading.Event()
+        self.standby = threading.Event()  # another projector instance keeps it (keeper.py)
         self.stopping = threading.Event()
         self.log = log.bind(projection=projection.name)
         self._consumer = projection_consumer(settings, projection.name)
@@ -65,6 +78,9 @@ class ProjectionRunner(threading.Thread):
         self._applier = BatchApplier(projection, self.topic, codec, self._dead_letters)
         self._lag_at = 0.0
         self._positions: dict[int, int] = {}  # partition -> next offset, as committed
+        self.watchdog = watchdog or Watchdog(settings.watchdog_s)
+        self._heartbeat = self.watchdog.heartbeat(f"projection {projection.name}")
+        self._progress: ProgressCheck[int] = ProgressCheck(settings.watchdog_s)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -74,24 +90,33 @@ class ProjectionRunner(threading.Thread):
         partitions: list[int] = []
         try:
             while not self.stopping.is_set():
+                self._heartbeat.beat()
                 try:
-                    partitions = partitions or topic_partitions(
-                        self._consumer, self.topic, self.stopping, math.inf
-                    )
-                    if not partitions:
-                        break  # stopped before the topic existed
-                    if conn is None or conn.closed:
-                        conn = store.connect(self.settings.resolved_database_url)
+                    with self._heartbeat.waiting():  # for the topic, or for another instance
+                        partitions = partitions or topic_partitions(
+                            self._consumer, self.topic, self.stopping, math.inf
+                        )
+                        if not partitions:
+                            break  # stopped before the topic existed
+                        if conn is None or conn.closed:
+                            conn = store.connect(self.settings.resolved_database_url)
+                            if not keeper.keep(
+                                conn, self.projection.name, self.stopping, self.standby
+                            ):
+                                break  # stopped while another projector instance kept it
                     version = self._seek(conn, partitions)
                     self.ready.set()
                     self._follow(conn, partitions, version)
                 except VersionChanged:
                     self.log.info("projection_version_changed")
+                except ConsumerStalled:
+                    self._replace_consumer()
                 except Exception:
                     self.log.exception("projection_batch_failed")
                     self.stopping.wait(RETRY_SECONDS)
         finally:
             self._close(conn)
+        self.watchdog.retire(self._heartbeat)
 
     def _seek(self, conn: Connection[Any], partitions: list[int]) -> int:
         with conn.transaction():
@@ -107,10 +132,32 @@ class ProjectionRunner(threading.Thread):
 
     def _follow(self, conn: Connection[Any], partitions: list[int], version: int) -> None:
         while not self.stopping.is_set():
+            self._heartbeat.beat()
             polled = poll(self._consumer, self.batch_size, 0.1)
             if polled.messages:
+                self._progress.advanced()
                 self._apply(conn, version, polled.messages)
+            elif self._progress.due():
+                self._check_progress(partitions)
             self._report_lag(partitions)
+
+    def _check_progress(self, partitions: list[int]) -> None:
+        try:
+            ranges = offset_ranges(self._consumer, self.topic, partitions)
+        except KafkaException as exc:  # the broker is away: nothing to judge
+            self.log.info("projection_progress_unknown", error=str(exc.args[0]))
+            self._progress.postpone()
+            return
+        positions = consumed_positions(self._consumer, self.topic, partitions, self._positions)
+        if self._progress.stalled(positions, ranges):
+            self.log.warning("projection_consumer_stalled", positions=positions, ends=ranges)
+            raise ConsumerStalled
+
+    def _replace_consumer(self) -> None:
+        """A fresh client: whatever state the old one is stuck in goes with it."""
+        self._consumer.close()
+        self._consumer = projection_consumer(self.settings, self.projection.name)
+        self.log.info("projection_consumer_replaced")
 
     def _apply(self, conn: Connection[Any], version: int, messages: list[Message]) -> None:
         started = time.perf_counter()

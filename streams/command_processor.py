@@ -2,6 +2,11 @@
 
 Static group membership lets a restarted processor take its partitions back at once,
 instead of waiting for the dead member's session to expire.
+
+Heal or die: a fatal error (this static member fenced, a fenced or failed transactional
+producer) ends `run` with KafkaException, leaving its clients unflushed and unclosed, and
+`serve` ends the process non-zero for its supervisor to start a fresh one. Its watchdog
+shows the poll loop's heartbeat, not ready while it holds no partition or rebuilds state.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from contextlib import ExitStack
 from datetime import datetime
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
@@ -22,7 +27,8 @@ from streams.kafka.config import consumer_config
 from streams.kafka.polling import poll_batch
 from streams.kafka.topics import Topics
 from streams.partition_writer import PartitionWriter
-from streams.process.serve import Process, serve
+from streams.process.serve import Process, serve, watchdog_for
+from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 
@@ -34,11 +40,15 @@ class CommandProcessor:
         *,
         codec: AvroCodec | None = None,
         now: Callable[[], datetime] = utcnow,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.settings, self.codec, self.now = settings, codec or AvroCodec(), now
         self.topics = Topics.from_settings(settings)
         self.writers: dict[int, PartitionWriter] = {}
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # set once partitions were first assigned
+        self.watchdog = watchdog or watchdog_for(settings)
+        self.watchdog.require("no partitions assigned", lambda: bool(self.writers))
+        self._heartbeat = self.watchdog.heartbeat("command poll loop")
         self._pool = ThreadPoolExecutor(max_workers=settings.partitions, thread_name_prefix="txn")
         group = f"{settings.topic_prefix}.command-processor"
         self.consumer = Consumer(
@@ -62,21 +72,27 @@ class CommandProcessor:
         )
         try:
             while not stop.is_set():
+                self._heartbeat.beat()
                 self._step(poll_batch(self.consumer, 500, 0.1))
-        finally:
-            self._pool.shutdown()
-            for writer in self.writers.values():
-                writer.close()
-            self.consumer.close()
+        except BaseException:
+            # Dying: a transaction stuck on the broker must not hold the process up.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self._pool.shutdown()
+        for writer in self.writers.values():
+            writer.close()
+        self.consumer.close()
+        self.watchdog.retire(self._heartbeat)
 
     def _step(self, messages: list[Message]) -> None:
-        """Each partition's transaction waits on broker round trips: run them side by side."""
+        """Each partition's transaction waits on broker round trips: run them side by side.
+
+        poll_batch raised already for a fatal error (FENCED_INSTANCE_ID: another member took
+        our place); what is left is retried by librdkafka itself."""
         batches: dict[int, list[Message]] = {}
         for message in messages:
             error = message.error()
             if error is not None:
-                if error.fatal():  # e.g. FENCED_INSTANCE_ID: another member took our place
-                    raise KafkaException(error)
                 log.warning("consume_error", error=str(error))
             elif message.partition() in self.writers:  # else revoked since: its owner redoes it
                 batches.setdefault(message.partition(), []).append(message)
@@ -96,8 +112,9 @@ class CommandProcessor:
             PartitionWriter(self.settings, self.topics, tp.partition, self.codec, self.now)
             for tp in partitions
         ]
-        for future in [self._pool.submit(writer.open) for writer in writers]:
-            future.result()  # fencing zombies and rebuilding state, every partition at once
+        with self.watchdog.catching_up(f"rebuilding {len(writers)} partitions"):
+            for future in [self._pool.submit(writer.open) for writer in writers]:
+                future.result()  # fencing zombies and rebuilding state, every partition at once
         self.writers.update((writer.partition, writer) for writer in writers)
         log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
         self.ready.set()
@@ -115,6 +132,6 @@ def run(settings: Settings) -> None:
 
     def build(_: ExitStack) -> Process:
         processor = CommandProcessor(settings)
-        return Process(processor.ready.is_set, processor.run)
+        return Process(processor.ready.is_set, processor.run, processor.watchdog)
 
     serve("command-processor", settings, build, health_port=settings.command_processor_health_port)

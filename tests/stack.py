@@ -19,11 +19,13 @@ NEXUS = str(Path(sys.executable).with_name("nexus"))
 
 
 class ServiceProcess(ChildProcess):
-    """One `nexus run NAME` child; its output goes to a log file beside the test's home."""
+    """One `nexus run NAME` child; its output goes to a log file beside the test's home.
+    `supervised`: `nexus run NAME --supervise`, restarted whenever it exits non-zero."""
 
-    def __init__(self, name: str, settings: Settings) -> None:
+    def __init__(self, name: str, settings: Settings, *, supervised: bool = False) -> None:
         port, log_path = service_port(settings, name), settings.home / f"{name}.log"
-        super().__init__(name, [NEXUS, "run", name], port, log_path, environment(settings))
+        argv = [NEXUS, "run", name, *(["--supervise"] if supervised else [])]
+        super().__init__(name, argv, port, log_path, environment(settings))
         self.settings = settings
 
     def start(self, timeout: float = 60.0, probe: str = "/readyz") -> ServiceProcess:

@@ -21,6 +21,14 @@ POLL_S = 0.1
 STOP_TIMEOUT_S = 20.0
 
 
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """True when `url` answers 200 within `timeout`."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_for_probe(
     url: str, alive: Callable[[], bool], timeout: float, failure: Callable[[str], str]
 ) -> None:
@@ -30,11 +38,8 @@ def wait_for_probe(
     while True:
         if not alive():
             raise ProcessError(failure("exited"))
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if answers(url):
+            return
         if time.monotonic() > deadline:
             raise ProcessError(failure(f"not ready after {timeout:.0f}s"))
         time.sleep(POLL_S)

@@ -6,6 +6,10 @@ their sink in a thread (PostgreSQL I/O must not block Faust's event loop and its
 heartbeats), and return; Faust acknowledges the batch's offsets only after that, so its
 commits never run ahead of the sink's checkpoints.
 
+A batch is never acknowledged unapplied: while PostgreSQL is away the agent retries it on a
+fresh connection (beating its heartbeat); any other error ends the process at once, before
+Faust could commit past the batch, and its supervisor starts a fresh one.
+
 Faust reads uncommitted messages unless it runs exactly-once itself. That is harmless here:
 the anomaly watch and the ingestion publish their events outside transactions, and the
 events written in transactions (the command processor's) are of types no projection here
@@ -21,29 +25,72 @@ from datetime import datetime
 from typing import Any, cast
 
 import faust
+import psycopg
 import structlog
-from faust.types import TP
 
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
 from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import ProjectionSink
+from streams.process.faust_worker import AgentBeat, FaustWatch
+from streams.process.watchdog import EXIT_WEDGED, Watchdog, exit_now
 
 log = structlog.get_logger()
 BATCH = 5_000
 BATCH_WITHIN_S = 0.5
 ANOMALY_EVERY_S = 10.0
+RETRY_S = 1.0
 
 AnomalyCheck = Callable[[datetime], Awaitable[Any]]
 
 
+class LiveSink:
+    """A sink that outlives its PostgreSQL connection: `connect` makes a fresh one."""
+
+    def __init__(self, connect: Callable[[], ProjectionSink]) -> None:
+        self._connect = connect
+        self.sink = connect()
+
+    @property
+    def topic(self) -> str:
+        return self.sink.topic
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    def apply_until_done(self, batch: list[TrackedMessage], agent: AgentBeat) -> None:
+        """Apply `batch`, on fresh connections while PostgreSQL is away."""
+        while True:
+            agent.beat()
+            try:
+                self.sink.apply(batch)
+                return
+            except psycopg.OperationalError as exc:
+                log.warning("analytics_sink_retry", sink=self.name, error=str(exc))
+                threading.Event().wait(RETRY_S)
+                self._reconnect()
+
+    def _reconnect(self) -> None:
+        self.sink.close()
+        try:
+            self.sink = self._connect()
+        except psycopg.OperationalError as exc:  # still away: the next attempt tries again
+            log.warning("analytics_sink_unreachable", sink=self.name, error=str(exc))
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 def build_app(
     settings: Settings,
-    sinks: Sequence[ProjectionSink],
+    sinks: Sequence[LiveSink],
     ready: threading.Event,
+    watchdog: Watchdog,
     check_anomalies: AnomalyCheck | None = None,
 ) -> faust.App:
-    """`ready` is set while the latest assignment gives every sink's agent a partition."""
+    """`ready` is set once partitions are assigned; the watchdog is ready while the latest
+    assignment gives every sink's agent a partition."""
     app = faust.App(
         f"{settings.topic_prefix}.analytics",
         broker=f"kafka://{settings.resolved_kafka_bootstrap}",
@@ -63,33 +110,37 @@ def build_app(
         broker_max_poll_records=BATCH,
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
+    watch = FaustWatch(app, watchdog, {sink.topic for sink in sinks})
     for sink in sinks:
-        _fold_into(app, sink)
-    _track_readiness(app, {sink.topic for sink in sinks}, ready)
+        _fold_into(app, sink, watch.agent(sink.name))
+    _track_readiness(app, ready)
     if check_anomalies is not None:
         _check_on_leader(app, check_anomalies)
     return app
 
 
-def _fold_into(app: faust.App, sink: ProjectionSink) -> None:
+def _fold_into(app: faust.App, sink: LiveSink, agent: AgentBeat) -> None:
     """An agent that applies its topic's messages to `sink`, a batch at a time."""
     topic = app.topic(sink.topic, key_serializer="raw", value_serializer="raw")
 
     async def fold(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            agent.busy()
             batch = [TrackedMessage.of(event.message) for event in events]
-            await asyncio.to_thread(sink.apply, batch)
+            try:
+                await asyncio.to_thread(sink.apply_until_done, batch, agent)
+            except Exception:  # Faust would acknowledge the batch as the agent moves on
+                log.exception("analytics_batch_failed", sink=sink.name)
+                exit_now(EXIT_WEDGED)
+            agent.idle()
 
     fold.__qualname__ = f"fold_{sink.name}"  # Faust's logs label an agent by its function
     app.agent(topic, name=sink.name)(fold)
 
 
-def _track_readiness(app: faust.App, topics: set[str], ready: threading.Event) -> None:
-    async def assigned(_sender: Any, assigned: set[TP], **_: Any) -> None:
-        if topics <= {tp.topic for tp in assigned}:
-            ready.set()
-        else:  # more workers than partitions: this one has nothing to do for some agent
-            ready.clear()
+def _track_readiness(app: faust.App, ready: threading.Event) -> None:
+    async def assigned(*_: Any, **__: Any) -> None:
+        ready.set()
 
     cast(Any, app.on_partitions_assigned).connect(assigned)  # its stubs reject coroutines
 

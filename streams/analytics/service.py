@@ -17,14 +17,14 @@ from projections import store
 from projections.catalog import STREAM_PROCESSED, projection
 from projections.migrations import migrate
 from schemas.codec import AvroCodec
-from streams.analytics.app import build_app
+from streams.analytics.app import LiveSink, build_app
 from streams.analytics.sink import ProjectionSink
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
 from streams.kafka.config import admin_config
 from streams.kafka.dead_letters import KafkaDeadLetters
 from streams.process.faust_worker import faust_run
-from streams.process.serve import Process, serve
+from streams.process.serve import Process, serve, watchdog_for
 
 log = structlog.get_logger()
 
@@ -36,7 +36,8 @@ def ensure_leader_topic(settings: Settings) -> None:
     admin = AdminClient(admin_config(settings))
     if name in admin.list_topics(timeout=30).topics:
         return
-    future = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name]
+    topic = NewTopic(name, num_partitions=1, replication_factor=settings.kafka_replication.factor)
+    future = admin.create_topics([topic])[name]
     try:
         future.result()
     except KafkaException as exc:
@@ -44,20 +45,23 @@ def ensure_leader_topic(settings: Settings) -> None:
             raise
 
 
-def live_sinks(settings: Settings, codec: AvroCodec) -> list[ProjectionSink]:
+def live_sinks(settings: Settings, codec: AvroCodec) -> list[LiveSink]:
     """A sink per stream-processed projection, each with its own connection: their agents'
     batches run in threads at the same time."""
-    sinks = []
-    for name in sorted(STREAM_PROCESSED):
-        target = projection(name)
-        # Dead letters name the consumer: the rollups keep theirs, others the projector's.
-        consumer = "analytics" if name == "analytics" else f"projection.{name}"
-        dead_letters = KafkaDeadLetters(settings, consumer, codec, utcnow)
+    return [_live_sink(settings, codec, name) for name in sorted(STREAM_PROCESSED)]
+
+
+def _live_sink(settings: Settings, codec: AvroCodec, name: str) -> LiveSink:
+    target = projection(name)
+    # Dead letters name the consumer: the rollups keep theirs, others the projector's.
+    consumer = "analytics" if name == "analytics" else f"projection.{name}"
+    dead_letters = KafkaDeadLetters(settings, consumer, codec, utcnow)
+
+    def connect() -> ProjectionSink:
         conn = store.connect(settings.resolved_database_url)
-        sinks.append(
-            ProjectionSink(conn, target, settings.topic(target.topic), codec, dead_letters)
-        )
-    return sinks
+        return ProjectionSink(conn, target, settings.topic(target.topic), codec, dead_letters)
+
+    return LiveSink(connect)
 
 
 def run(settings: Settings) -> None:
@@ -72,8 +76,9 @@ def run(settings: Settings) -> None:
         bus = EventBus(settings, codec=codec)
         resources.callback(bus.close)
         watch = AnomalyWatch(settings, bus)
-        app = build_app(settings, sinks, ready, check_anomalies=watch.check)
+        watchdog = watchdog_for(settings)
+        app = build_app(settings, sinks, ready, watchdog, check_anomalies=watch.check)
         log.info("topics", names=sorted({sink.topic for sink in sinks}))
-        return Process(ready.is_set, faust_run(app, settings.log_level))
+        return Process(ready.is_set, faust_run(app, settings.log_level), watchdog)
 
     serve("analytics", settings, build, health_port=settings.analytics_health_port)

@@ -2,8 +2,11 @@
 
 A step's output and the consumed offsets commit or vanish together. When a step fails, the
 transaction is aborted and the consumer rewound to its committed offsets, so the step is
-simply taken again; while the broker is away both are retried rather than ending the
-process. A fatal error (a fenced producer, a newer incarnation) ends it: it must not write.
+simply taken again; while the broker is away both are retried, for a minute, rather than
+ending the process. A fatal error (a fenced producer, a newer incarnation) ends it: it must
+not write.
+No call waits without a bound (TIMEOUT_S), so a step never hangs on a broker that stopped
+answering: it fails, aborts and is taken again.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from infra.config.settings import Settings
 from streams.kafka.config import transactional_producer_config
+from streams.kafka.polling import is_fatal
 
 log = structlog.get_logger()
 T = TypeVar("T")
 TIMEOUT_S = 30
 RETRY_S = 1.0
+GIVE_UP_AFTER_S = 60.0
 
 
 class TransactionalProducer:
@@ -39,28 +44,43 @@ class TransactionalProducer:
         """Run `write`, then commit what it produced with `offsets` for `consumer`'s group."""
         self.producer.begin_transaction()
         write(self.producer)
-        self.producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata())
-        self.producer.commit_transaction()
+        metadata = consumer.consumer_group_metadata()
+        self.producer.send_offsets_to_transaction(offsets, metadata, TIMEOUT_S)
+        self.producer.commit_transaction(TIMEOUT_S)
 
     def abort(
         self, error: KafkaException, consumer: Consumer, rewind: list[TopicPartition]
     ) -> None:
-        """After a failed `commit`: abort and rewind `rewind` to their committed offsets."""
-        if error.args[0].fatal():
+        """After a failed `commit`: abort, then rewind each of `rewind` to its offset when it
+        has one (the caller knows where the aborted step began, which is where the last commit
+        left it) or else to its committed offset, asked of the group coordinator.
+
+        Knowing is better: after a broker outage the coordinator may not answer a consumer
+        whose group is rebalancing while this thread keeps it from polling."""
+        if is_fatal(error.args[0]):
             raise error
         until_done(lambda: self.producer.abort_transaction(TIMEOUT_S))
-        for tp in until_done(lambda: consumer.committed(rewind, TIMEOUT_S)):
+        known = [tp for tp in rewind if tp.offset >= 0]
+        unknown = [tp for tp in rewind if tp.offset < 0]
+        if unknown:
+            known += until_done(lambda: consumer.committed(unknown, TIMEOUT_S))
+        for tp in known:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
 
 
-def until_done(call: Callable[[], T]) -> T:
-    """`call()`, retried while Kafka answers with a retriable error."""
+def until_done(call: Callable[[], T], give_up_after_s: float = GIVE_UP_AFTER_S) -> T:
+    """`call()`, retried while Kafka answers with a retriable error, for `give_up_after_s`.
+
+    Then the last error raises: a client that cannot abort or rewind for that long is as
+    good as wedged (seen: committed() timing out forever for a consumer fenced meanwhile),
+    and a fresh process heals where retrying would not."""
+    deadline = time.monotonic() + give_up_after_s
     while True:
         try:
             return call()
         except KafkaException as exc:
-            if exc.args[0].fatal():
+            if is_fatal(exc.args[0]) or time.monotonic() > deadline:
                 raise
             log.warning("kafka_retry", error=str(exc.args[0]))
             time.sleep(RETRY_S)

@@ -29,7 +29,8 @@ from schemas.codec import AvroCodec
 from streams.notifier.deliveries import DeliveryDesk
 from streams.notifier.requests import Decoded, StartPolicy, decode_requests, without_forgotten
 from streams.notifier.worker import NotificationWorker
-from streams.process.serve import Process, serve
+from streams.process.serve import Process, serve, watchdog_for
+from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 
@@ -41,6 +42,7 @@ def bootstrap(
     notifier: Notifier | None = None,
     clock: Callable[[], datetime] = utcnow,
     jitter: Callable[[], float] = random.random,
+    watchdog: Watchdog | None = None,
 ) -> NotificationWorker:
     """The worker with real adapters; tests pass their own notifier, clock or jitter."""
     config = delivery_config(settings)
@@ -77,7 +79,14 @@ def bootstrap(
         return without_forgotten(decoded, engine.owned, index.known)
 
     return NotificationWorker(
-        settings, engine, desk, read_requests, codec=codec, clock=clock, jitter=jitter
+        settings,
+        engine,
+        desk,
+        read_requests,
+        codec=codec,
+        clock=clock,
+        jitter=jitter,
+        watchdog=watchdog,
     )
 
 
@@ -94,7 +103,7 @@ def run(settings: Settings) -> None:
         resources.enter_context(pool)
         with pool.connection() as conn:
             ensure_ledger(conn)
-        worker = bootstrap(settings, pool)
-        return Process(worker.ready.is_set, worker.run)
+        worker = bootstrap(settings, pool, watchdog=watchdog_for(settings))
+        return Process(worker.ready.is_set, worker.run, worker.watchdog)
 
     serve("notifier", settings, build, health_port=settings.notifier_health_port)

@@ -5,6 +5,8 @@ engine, and writes the resulting saga events with the consumed request offsets i
 transaction. Only after it commits are deliveries claimed and sent and timers kept, so
 nothing is sent for an event the log does not hold. The transactional producer commits
 offsets with the consumer's group metadata: a worker that lost its partitions is fenced.
+A fatal error (this worker fenced, as a static member or as a producer) ends `run`: the
+watchdog records it first, so the process exits even if draining the senders hangs.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import assert_never
 
 import structlog
 from confluent_kafka import (
+    OFFSET_INVALID,
     Consumer,
     KafkaException,
     Message,
@@ -40,14 +44,16 @@ from sagas.runtime.timers import TimerQueue
 from schemas.codec import AvroCodec
 from schemas.timestamps import epoch_ms
 from streams.kafka.config import consumer_config
-from streams.kafka.polling import poll_batch
+from streams.kafka.polling import poll_batch, raise_fatal
 from streams.kafka.topics import Topics
-from streams.kafka.transactions import TransactionalProducer
+from streams.kafka.transactions import TransactionalProducer, until_done
 from streams.notifier import metrics
 from streams.notifier.deliveries import DeliveryDesk, Finished
 from streams.notifier.rebuild import load_partition
 from streams.notifier.requests import Decoded
 from streams.notifier.step_writer import write_step
+from streams.process.serve import watchdog_for
+from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 BATCH = 500
@@ -66,6 +72,7 @@ class NotificationWorker:
         codec: AvroCodec,
         clock: Callable[[], datetime],
         jitter: Callable[[], float] = random.random,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.settings, self.engine, self.desk = settings, engine, desk
         self.read_requests, self.codec = read_requests, codec
@@ -74,7 +81,12 @@ class NotificationWorker:
         self.timers = TimerQueue()
         self.horizon_ms = settings.notification_horizon_s * 1000
         self._next_eviction = 0
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # set once partitions were first assigned
+        self.watchdog = watchdog or watchdog_for(settings)
+        self._partitions: set[int] = set()
+        self._committed: dict[int, int] = {}  # partition -> offset this worker committed
+        self.watchdog.require("no partitions assigned", lambda: bool(self._partitions))
+        self._heartbeat = self.watchdog.heartbeat("notifier poll loop")
         self._pending: list[Work] = []
         self._pending_deliveries: list[DeliverAttempt] = []
         group = f"{settings.topic_prefix}.notifier"
@@ -101,11 +113,15 @@ class NotificationWorker:
         )
         try:
             while not stop.is_set():
+                self._heartbeat.beat()
                 self.step(poll_batch(self.consumer, BATCH, self._poll_timeout()))
-            self._drain()
-        finally:
+        except BaseException as exc:
+            self.watchdog.fail(f"notifier: {exc!r}")  # the process ends even if this hangs
             self.desk.close()
-            self.consumer.close()
+            raise
+        self._drain()
+        self.consumer.close()
+        self.watchdog.retire(self._heartbeat)
 
     def _drain(self) -> None:
         """On a clean stop, record the sends in flight, so none is left in doubt."""
@@ -118,10 +134,7 @@ class NotificationWorker:
         log.info("notifier_drained", outcomes=len(works))
 
     def step(self, messages: list[Message]) -> None:
-        for message in messages:
-            error = message.error()
-            if error is not None and error.fatal():
-                raise KafkaException(error)
+        raise_fatal(messages)
         messages = [m for m in messages if m.error() is None]
         moment = self.clock()
         now = epoch_ms(moment)
@@ -149,11 +162,13 @@ class NotificationWorker:
         self._dispatch(step.deliveries)
 
     def _commit(self, step: Step, decoded: Decoded, moment: datetime) -> None:
+        positions = self._positions()
         self.transaction.commit(
             lambda producer: write_step(producer, self.codec, self.topics, step, decoded, moment),
             self.consumer,
-            self._positions(),
+            positions,
         )
+        self._committed.update((tp.partition, tp.offset) for tp in positions)
 
     def _recover(self, exc: KafkaException) -> None:
         """Abort, then rebuild every owned saga from the log and rewind to committed offsets.
@@ -161,10 +176,17 @@ class NotificationWorker:
         The engine's memory ran ahead of the aborted step; the log is the truth.
         """
         log.error("notifier_step_failed", error=str(exc.args[0]))
-        assignment = self.consumer.assignment()
-        self._revoked(self.consumer, assignment)  # memory ran ahead of the aborted step
-        self.transaction.abort(exc, self.consumer, assignment)
-        self._assigned(self.consumer, assignment)
+        with self.watchdog.catching_up("recovering from an aborted step"):
+            assignment = self.consumer.assignment()
+            committed = dict(self._committed)  # where the aborted step began, where known
+            rewind = [
+                TopicPartition(tp.topic, tp.partition, committed.get(tp.partition, OFFSET_INVALID))
+                for tp in assignment
+            ]
+            self._revoked(self.consumer, assignment)  # memory ran ahead of the aborted step
+            self.transaction.abort(exc, self.consumer, rewind)
+            self._assigned(self.consumer, assignment)
+            self._committed.update(committed)
 
     def _positions(self) -> list[TopicPartition]:
         """Every owned partition's position: committing them all fences a zombie's step."""
@@ -249,15 +271,21 @@ class NotificationWorker:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         since = epoch_ms(self.clock()) - self.horizon_ms
-        for tp in partitions:
-            sagas = load_partition(
-                self.settings, self.topics.notifications, tp.partition, self.codec, since
-            )
-            self.engine.adopt(sagas)
-            for saga_id, saga in sagas.items():
-                self._resume(saga_id, saga)
+        with self.watchdog.catching_up(f"loading {len(partitions)} saga partitions"):
+            for tp in partitions:
+                # Right after an outage the broker may answer "not yet" (a newer leader
+                # epoch, say): that is retried, not a reason to die.
+                sagas = until_done(partial(self._load, tp.partition, since))
+                self.engine.adopt(sagas)
+                for saga_id, saga in sagas.items():
+                    self._resume(saga_id, saga)
+        self._partitions.update(tp.partition for tp in partitions)
         log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
         self.ready.set()
+
+    def _load(self, partition: int, since: int) -> dict[str, Saga]:
+        topic = self.topics.notifications
+        return load_partition(self.settings, topic, partition, self.codec, since)
 
     def _resume(self, saga_id: str, saga: Saga) -> None:
         for output in resume(saga.state):
@@ -276,6 +304,8 @@ class NotificationWorker:
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         lost = {tp.partition for tp in partitions}
+        self._partitions -= lost
+        self._committed = {p: o for p, o in self._committed.items() if p not in lost}
         self.engine.release(lost)
         owned = self.engine.owned
         self.timers.forget(

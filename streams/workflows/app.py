@@ -5,7 +5,8 @@ and producer flushes must not block Faust's event loop and its heartbeats), and 
 `take_events` acknowledges a batch when the agent moves on, even when it was cancelled
 mid-batch (a stop, a SIGTERM); the agent therefore holds one extra reference on every
 message and drops it only once Kafka acknowledged the batch's requests, so Faust's
-commits never run ahead of them.
+commits never run ahead of them. The app's watchdog (streams.process.faust_worker) sees the
+event loop, the agent (beating while its batch is retried) and the consumer's progress.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TransportT
 
 from infra.config.settings import Settings
+from streams.process.faust_worker import FaustWatch
+from streams.process.watchdog import Watchdog
 from streams.workflows.runner import Delivered, WorkflowRunner
 
 BATCH = 500
@@ -52,7 +55,11 @@ class ReadCommittedApp(faust.App):
 
 
 def build_app(
-    settings: Settings, runner: WorkflowRunner, ready: threading.Event, group: str
+    settings: Settings,
+    runner: WorkflowRunner,
+    ready: threading.Event,
+    group: str,
+    watchdog: Watchdog,
 ) -> faust.App:
     """The app, named `group`: Faust uses its id as the consumer group."""
     app = ReadCommittedApp(
@@ -74,22 +81,25 @@ def build_app(
         broker_max_poll_records=BATCH,
     )
     events = app.topic(settings.topic("events"), key_serializer="raw", value_serializer="raw")
+    agent = FaustWatch(app, watchdog, [settings.topic("events")]).agent("workflows")
 
     @app.agent(events, name="workflows")
     async def workflows(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
         async for batch in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+            agent.busy()
             messages = [event.message for event in batch]
             for message in messages:
                 message.incref()  # held: see the module docstring
             delivered = [Delivered(m.partition, m.offset, m.value) for m in messages]
             try:
-                done = await asyncio.to_thread(runner.handle, delivered)
+                done = await asyncio.to_thread(runner.handle, delivered, agent.beat)
             except asyncio.CancelledError:
                 runner.stop()  # the thread gives up; the held batch is never committed
                 raise
             if done:
                 for message in messages:
                     message.decref()
+            agent.idle()
 
     async def assigned(*_: Any, **__: Any) -> None:
         ready.set()

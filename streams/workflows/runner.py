@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -93,11 +93,15 @@ class WorkflowRunner:
         self.stopping = threading.Event()
         self.producer = Producer(producer_config(settings))
 
-    def handle(self, messages: Sequence[Delivered]) -> bool:
-        """Whether every request of the batch is acknowledged; False only when stopped first."""
+    def handle(
+        self, messages: Sequence[Delivered], beat: Callable[[], None] = lambda: None
+    ) -> bool:
+        """Whether every request of the batch is acknowledged; False only when stopped first.
+        `beat` is called at every attempt and wait, to show the work is not stuck."""
         while not self.stopping.is_set():
+            beat()
             try:
-                return self._attempt(messages)
+                return self._attempt(messages, beat)
             except Exception:
                 log.exception("workflow_batch_failed", messages=len(messages))
                 self.stopping.wait(RETRY_S)
@@ -112,9 +116,9 @@ class WorkflowRunner:
         self.producer.flush(self.produce_timeout_s)
         self.read_models.close()
 
-    def _attempt(self, messages: Sequence[Delivered]) -> bool:
+    def _attempt(self, messages: Sequence[Delivered], beat: Callable[[], None]) -> bool:
         events = self._decode(messages)
-        if events and not self._await_projections(events):
+        if events and not self._await_projections(events, beat):
             return False
         self._publish(self._plan(events))
         return True
@@ -130,7 +134,9 @@ class WorkflowRunner:
                 log.info("workflow_undecodable", reason=error.reason, offset=message.offset)
         return events
 
-    def _await_projections(self, events: list[tuple[Delivered, Record]]) -> bool:
+    def _await_projections(
+        self, events: list[tuple[Delivered, Record]], beat: Callable[[], None]
+    ) -> bool:
         offsets: dict[int, int] = {}
         for message, _ in events:
             offsets[message.partition] = max(offsets.get(message.partition, -1), message.offset)
@@ -138,6 +144,7 @@ class WorkflowRunner:
         while not self.read_models.applied(self.topic, offsets, LOOKUP_PROJECTIONS):
             if time.monotonic() > deadline:
                 raise ProjectionsBehind(f"read models behind {self.topic} at {offsets}")
+            beat()  # waiting on the projector is not being stuck: its watchdog watches it
             if self.stopping.wait(0.05):
                 return False
         return True

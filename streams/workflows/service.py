@@ -15,7 +15,8 @@ from projections.lookups import PostgresLookups
 from sagas.rendering import TemplateRenderer
 from sagas.workflows import Workflow, parse_workflows
 from streams.process.faust_worker import faust_run
-from streams.process.serve import Process, serve
+from streams.process.serve import Process, serve, watchdog_for
+from streams.process.watchdog import Watchdog
 from streams.workflows.app import build_app
 from streams.workflows.runner import CATCH_UP_TIMEOUT_S, ReadModels, WorkflowRunner
 
@@ -25,12 +26,15 @@ log = structlog.get_logger()
 class WorkflowWorker:
     """The runner behind a Faust app consuming the events topic in group `group`."""
 
-    def __init__(self, settings: Settings, runner: WorkflowRunner, group: str) -> None:
+    def __init__(
+        self, settings: Settings, runner: WorkflowRunner, group: str, watchdog: Watchdog
+    ) -> None:
         self.settings, self.runner, self.group = settings, runner, group
+        self.watchdog = watchdog
         self.ready = threading.Event()
 
     def app(self) -> faust.App:
-        return build_app(self.settings, self.runner, self.ready, self.group)
+        return build_app(self.settings, self.runner, self.ready, self.group, self.watchdog)
 
     def run(self, stop: threading.Event) -> None:
         """Runs the app on this thread, without a `faust.Worker`, until `stop` is set."""
@@ -68,7 +72,8 @@ def bootstrap(
         read_models=read_models or PostgresLookups(settings.resolved_database_url),
         catch_up_timeout_s=catch_up_timeout_s,
     )
-    return WorkflowWorker(settings, runner, group or f"{settings.topic_prefix}.workflows")
+    group = group or f"{settings.topic_prefix}.workflows"
+    return WorkflowWorker(settings, runner, group, watchdog_for(settings))
 
 
 def run(settings: Settings) -> None:
@@ -78,6 +83,7 @@ def run(settings: Settings) -> None:
         worker = bootstrap(settings)  # an invalid workflows file stops the process here
         resources.callback(worker.runner.close)
         log.info("workflows", names=[w.name for w in worker.runner.workflows])
-        return Process(worker.ready.is_set, faust_run(worker.app(), settings.log_level))
+        app = worker.app()
+        return Process(worker.ready.is_set, faust_run(app, settings.log_level), worker.watchdog)
 
     serve("workflows", settings, build, health_port=settings.workflows_health_port)

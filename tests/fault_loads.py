@@ -1,0 +1,265 @@
+"""Test helper: steady loads that run while a fault is injected.
+
+Three loads, each in a thread of its own, each paced to a rate until `stop` is set (so a
+slow machine sends less, never later):
+- `CommandLoad`: commands through the gateway over a fixed set of users and workspaces,
+  one aggregate's commands in order; a 503 or no answer is retried as a new command (not
+  acknowledged, though it may have been stored: such a command may be decided too).
+- `request_load`: notification requests produced straight to Kafka for webhook users.
+- `tracked_load`: tracked analytics events produced straight to Kafka.
+The producers of the last two retry within librdkafka (idempotent, a long message timeout)
+rather than in the test, so every request and event is in the topic exactly once.
+`Loads` runs the three at once and names the checks (fault_checks) that must pass after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from confluent_kafka import KafkaError, Message, Producer
+from fault_checks import commands_problem, notifications_problem, rollups_problem, workflows_problem
+from test_fault_kill import user_commands, workspace_commands
+from tracked_events import synthetic
+from webhook_sink import SinkLog
+
+from gateway.auth import TokenVerifier
+from infra.config.settings import Settings
+from sagas.notification.request import submission
+from schemas.codec import AvroCodec
+from streams.kafka.config import producer_config
+from streams.notification_requests import request_record
+
+PATIENT_MS = 180_000  # a producer that outlasts any outage a test injects
+DATA = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
+SCOPES = ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
+
+
+class Pacer:
+    """Spaces calls `1 / rate` seconds apart, across threads or tasks."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval, self._next, self._lock = 1.0 / rate, time.monotonic(), threading.Lock()
+
+    def delay(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            self._next = max(self._next + self.interval, now)
+            return self._next - now
+
+
+class CommandLoad(threading.Thread):
+    """`aggregates` users and as many workspaces, up to `per_aggregate` commands each."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        aggregates: int,
+        per_aggregate: int,
+        rate: float,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name="command-load", daemon=True)
+        self.settings, self.aggregates, self.rate, self.stop = settings, aggregates, rate, stop
+        self.plans = [user_commands(i)[:per_aggregate] for i in range(aggregates)] + [
+            workspace_commands(i)[:per_aggregate] for i in range(aggregates)
+        ]
+        self.total = sum(len(plan) for plan in self.plans)
+        self.accepted: list[str] = []
+        self.failures: Counter[int] = Counter()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._send_all())
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    async def _send_all(self) -> None:
+        verifier = TokenVerifier(
+            self.settings.resolved_jwt_secret(),
+            self.settings.jwt_issuer,
+            self.settings.jwt_audience,
+        )
+        headers = {"Authorization": "Bearer " + verifier.issue("fault", SCOPES)}
+        pacer = Pacer(self.rate)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.settings.gateway_port}",
+            headers=headers,
+            timeout=60,
+            limits=httpx.Limits(max_connections=64, keepalive_expiry=1.0),
+        ) as client, asyncio.TaskGroup() as senders:  # fmt: skip
+            for plan in self.plans:
+                senders.create_task(self._drive(client, plan, pacer))
+
+    async def _drive(
+        self, client: httpx.AsyncClient, plan: list[tuple[str, str, dict[str, Any]]], pacer: Pacer
+    ) -> None:
+        for method, path, body in plan:  # in order: one aggregate's commands are sequential
+            while not self.stop.is_set():
+                await asyncio.sleep(pacer.delay())
+                try:
+                    response = await client.request(method, path, json=body)
+                except httpx.TransportError:  # no answer: not acknowledged either
+                    self.failures[0] += 1
+                    continue
+                if response.status_code == 202:
+                    self.accepted.append(response.json()["command_id"])
+                    break
+                self.failures[response.status_code] += 1  # 503: not acknowledged; again
+
+
+class ProducedLoad(threading.Thread):
+    """Produces `payloads` (key, value) to `topic` at `rate`; counts acknowledgements."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        payloads: list[tuple[str, bytes]],
+        rate: float,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"load-{topic}", daemon=True)
+        self.settings, self.topic, self.payloads, self.rate = settings, topic, payloads, rate
+        self.stop = stop
+        self.produced = self.acknowledged = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        producer = Producer(producer_config(self.settings, **{"message.timeout.ms": PATIENT_MS}))
+        pacer = Pacer(self.rate)
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is None:
+                self.acknowledged += 1
+            else:
+                self.errors.append(str(error))
+
+        for key, value in self.payloads:
+            time.sleep(pacer.delay())
+            if self.stop.is_set():
+                break
+            self.produced += 1
+            while True:
+                try:
+                    producer.produce(self.topic, value, key=key, on_delivery=delivered)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            producer.poll(0)
+        remaining = producer.flush(PATIENT_MS / 1000)
+        if remaining:
+            self.errors.append(f"{remaining} never delivered")
+
+
+def request_load(
+    settings: Settings, users: list[str], count: int, rate: float, stop: threading.Event
+) -> ProducedLoad:
+    """Up to `count` notification requests (template welcome) spread over `users`; `.ids`
+    their ids, of which the first `.produced` were sent."""
+    codec, payloads, ids = AvroCodec(), [], []
+    for i in range(count):
+        request = submission(
+            user_id=users[i % len(users)],
+            template="welcome",
+            data=DATA,
+            requested_by="fault-test",
+            submitted_at=int(time.time() * 1000),
+            idempotency_key=f"pause-{i}",
+        )
+        ids.append(request.notification_id)
+        payloads.append(
+            (request.notification_id, codec.encode(request.TYPE, request_record(request)))
+        )
+    load = ProducedLoad(settings, settings.topic("notification-requests"), payloads, rate, stop)
+    load.ids = ids  # type: ignore[attr-defined]
+    return load
+
+
+def tracked_load(
+    settings: Settings, count: int, rate: float, stop: threading.Event
+) -> ProducedLoad:
+    """Up to `count` tracked events over the last 20 minutes, some late, keyed by user."""
+    codec = AvroCodec()
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    payloads = [
+        (event["user_id"], codec.encode(event["type"], event))
+        for event in synthetic(count, start, 20 * 60, seed=11)
+    ]
+    return ProducedLoad(settings, settings.topic("analytics"), payloads, rate, stop)
+
+
+def webhook_users(settings: Settings, count: int, url: str) -> list[str]:
+    """`count` users whose one channel is a webhook to `url`, visible in the read models."""
+    verifier = TokenVerifier(
+        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
+    )
+    token = verifier.issue("ops", ["users:read", "users:write", "users:admin"])
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "wait=15"}
+    users, last = [], ""
+    with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as api:
+        for i in range(count):
+            body = {"email": f"hook{i}-{uuid.uuid4().hex[:6]}@example.com", "name": f"H{i}"}
+            user_id = api.post("/api/v1/users", json=body, headers=headers).json()["aggregate_id"]
+            channels = {"channels": [{"channel": "webhook", "address": url}]}
+            done = api.put(f"/api/v1/users/{user_id}/preferences", json=channels, headers=headers)
+            assert done.status_code == 200, done.text
+            users.append(user_id)
+            last = done.json()["position"]
+        seen = api.get(f"/api/v1/users/{users[-1]}", params={"after": last}, headers=headers)
+        assert seen.status_code == 200
+    return users
+
+
+class Loads:
+    """The three loads at once, over webhook users made first; `checks` once they stopped."""
+
+    def __init__(self, settings: Settings, sink_port: int, *, commands_rate: float = 150) -> None:
+        self.settings, self.stop = settings, threading.Event()
+        users = webhook_users(settings, 8, f"http://127.0.0.1:{sink_port}/hook")
+        self.commands = CommandLoad(settings, 150, 20, commands_rate, self.stop)
+        self.requests = request_load(settings, users, 2_000, 15, self.stop)
+        self.tracked = tracked_load(settings, 50_000, 400, self.stop)
+        self.threads: list[threading.Thread] = [self.commands, self.requests, self.tracked]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self, timeout: float) -> None:
+        """Stop sending; every message produced is acknowledged before this returns."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+        commands, requests, tracked = self.commands, self.requests, self.tracked
+        assert commands.error is None and not requests.errors and not tracked.errors
+        assert len(commands.accepted) == len(set(commands.accepted)) > 0
+        for load in (requests, tracked):
+            counts = (load.topic, load.acknowledged, load.produced)
+            assert load.acknowledged == load.produced > 0, counts
+
+    def checks(self, sink: SinkLog) -> dict[str, Callable[[], str]]:
+        settings = self.settings
+        ids: list[str] = self.requests.ids[: self.requests.produced]  # type: ignore[attr-defined]
+        accepted = self.commands.accepted
+        return {
+            "commands": lambda: commands_problem(settings, accepted, self.commands.aggregates),
+            "notifications": lambda: notifications_problem(settings, ids, sink),
+            "rollups": lambda: rollups_problem(settings, self.tracked.produced),
+            "workflows": lambda: workflows_problem(settings),
+        }
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.commands.accepted)} commands (not acknowledged:"
+            f" {dict(self.commands.failures)}), {self.requests.produced} notifications,"
+            f" {self.tracked.produced} tracked events"
+        )
