@@ -90,7 +90,7 @@ class ProjectionSink:
                     "SELECT pg_advisory_xact_lock(%s, %s)", (self.lock_space, partition)
                 )
             done = store.load_checkpoints(self.conn, schema, self.topic)
-            fresh = [m for m in messages if (m.offset() or 0) >= done.get(m.partition() or 0, 0)]
+            fresh = unapplied(messages, done)
             applied = self.applier.apply(self.conn, schema, fresh).applied if fresh else 0
         self.metrics.redelivered.inc(len(messages) - len(fresh))
         self.metrics.applied.inc(applied)
@@ -98,3 +98,20 @@ class ProjectionSink:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def unapplied(
+    messages: Sequence[SourceMessage], checkpoints: dict[int, int]
+) -> list[SourceMessage]:
+    """The messages at or past their partition's checkpoint, each offset once.
+
+    After a broker outage the Faust consumer may seek back and fetch again while records of
+    the first fetch are still buffered, so one batch can hold an offset twice."""
+    following = dict(checkpoints)  # partition -> the next offset not yet taken
+    fresh: list[SourceMessage] = []
+    for message in messages:
+        partition, offset = message.partition() or 0, message.offset() or 0
+        if offset >= following.get(partition, 0):
+            fresh.append(message)
+            following[partition] = offset + 1
+    return fresh
