@@ -106,12 +106,13 @@ def unapplied(
     """The messages at or past their partition's checkpoint, each offset once.
 
     After a broker outage the Faust consumer may seek back and fetch again while records of
-    the first fetch are still buffered, so one batch can hold an offset twice."""
-    following = dict(checkpoints)  # partition -> the next offset not yet taken
+    the first fetch are still buffered, so one batch can hold an offset twice. Only exact
+    repeats are dropped: a batch out of order (a prefetched record ahead of a seek) keeps all."""
+    seen: set[tuple[int, int]] = set()
     fresh: list[SourceMessage] = []
     for message in messages:
-        partition, offset = message.partition() or 0, message.offset() or 0
-        if offset >= following.get(partition, 0):
+        at = (message.partition() or 0, message.offset() or 0)
+        if at[1] >= checkpoints.get(at[0], 0) and at not in seen:
+            seen.add(at)
             fresh.append(message)
-            following[partition] = offset + 1
     return fresh

@@ -40,3 +40,8 @@ def test_an_offset_fetched_twice_within_one_batch_is_applied_once() -> None:
     batch = [Record((0, 7)), Record((0, 8)), Record((1, 1)), Record((0, 7)), Record((0, 8))]
     batch.append(Record((0, 9)))
     assert offsets(batch, {0: 7}) == [(0, 7), (0, 8), (1, 1), (0, 9)]
+
+
+def test_a_batch_out_of_order_keeps_every_offset() -> None:
+    batch = [Record((0, 9)), Record((0, 7)), Record((0, 8)), Record((0, 9))]
+    assert offsets(batch, {0: 7}) == [(0, 9), (0, 7), (0, 8)]
