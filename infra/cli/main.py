@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from infra.cli import analytics as analytics_cli
 from infra.cli import demo, tools
 from infra.config.settings import Settings
+from infra.local.kafka_cluster import KafkaCluster
 from infra.local.kafka_server import ensure_kafka_jars
 from infra.local.postgres_server import ensure_postgres_installed
 from infra.local.processes import ProcessError, ensure_command, ensure_compose, ensure_secret_file
@@ -198,7 +199,10 @@ def logs(args: argparse.Namespace, settings: Settings) -> int:
         names = [service.name for service in all_services(settings)]
         print(f"unknown service {args.service!r}; one of: {', '.join(names)}", file=sys.stderr)
         return 2
-    files = [str(s.log_file) for s in chosen if s.log_file.exists()]
+    every = [
+        f for s in chosen for f in (s.log_files if isinstance(s, KafkaCluster) else [s.log_file])
+    ]
+    files = [str(file) for file in every if file.exists()]
     if not files:
         print(f"no logs yet in {settings.home / 'logs'}", file=sys.stderr)
         return 1

@@ -70,6 +70,11 @@ class KafkaCluster:
         return self.nodes[0].log_file
 
     @property
+    def log_files(self) -> list[Path]:
+        """Every node's log, node 1 first."""
+        return [node.log_file for node in self.nodes]
+
+    @property
     def bootstrap(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes)
 

@@ -268,6 +268,24 @@ def test_logs_rejects_an_unknown_service(
     assert "unknown service 'nope'" in capsys.readouterr().err
 
 
+def test_logs_of_a_kafka_cluster_show_every_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NEXUS_HOME", str(tmp_path))
+    monkeypatch.setenv("NEXUS_KAFKA_BROKERS", "3")
+    (tmp_path / "logs").mkdir()
+    for n in (1, 2, 3):
+        (tmp_path / "logs" / f"kafka-{n}.log").write_text(f"node {n} says hello\n")
+
+    assert main(["logs", "kafka", "-n", "1"]) == 0
+    out = capfd.readouterr().out
+    assert [line for line in out.splitlines() if "says hello" in line] == [
+        "node 1 says hello",
+        "node 2 says hello",
+        "node 3 says hello",
+    ]
+
+
 def test_every_subcommand_parses() -> None:
     parser = build_parser()
 
