@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from psycopg import Connection
 
 from infra.config.settings import Settings
@@ -144,8 +144,13 @@ class ProjectionRunner(threading.Thread):
     def _check_progress(self, partitions: list[int]) -> None:
         try:
             ranges = offset_ranges(self._consumer, self.topic, partitions)
-        except KafkaException as exc:  # the broker is away: nothing to judge
-            self.log.info("projection_progress_unknown", error=str(exc.args[0]))
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._UNKNOWN_PARTITION:
+                # The broker answers, but this client lost its partitions' metadata after an
+                # outage and never fetches again (seen after a 20 s broker pause): replace it.
+                self.log.warning("projection_consumer_stalled", error=str(exc.args[0]))
+                raise ConsumerStalled from exc
+            self.log.info("projection_progress_unknown", error=str(exc.args[0]))  # broker away
             self._progress.postpone()
             return
         positions = consumed_positions(self._consumer, self.topic, partitions, self._positions)
