@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from typing import Any
 
-import httpx
 import psycopg
+from fault_loads import webhook_users
 from stack import ServiceProcess, prepared
 from topic_reading import read_topic
 from webhook_sink import SinkLog, wait_until, webhook_sink
 
-from gateway.auth import TokenVerifier
 from infra.config.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
@@ -33,27 +31,6 @@ USERS = 20
 KILL_AT_LEDGER_ROWS = (1_200, 2_600, 4_000)
 TERMINAL = {"notification.completed", "notification.given_up"}
 DATA = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
-
-
-def create_users(settings: Settings, url: str) -> list[str]:
-    verifier = TokenVerifier(
-        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
-    )
-    token = verifier.issue("ops", ["users:read", "users:write", "users:admin"])
-    headers = {"Authorization": f"Bearer {token}", "Prefer": "wait=15"}
-    users, last = [], ""
-    with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as api:
-        for i in range(USERS):
-            body = {"email": f"u{i}-{uuid.uuid4().hex[:6]}@example.com", "name": f"U{i}"}
-            user_id = api.post("/api/v1/users", json=body, headers=headers).json()["aggregate_id"]
-            channels = {"channels": [{"channel": "webhook", "address": url}]}
-            done = api.put(f"/api/v1/users/{user_id}/preferences", json=channels, headers=headers)
-            assert done.status_code == 200, done.text
-            users.append(user_id)
-            last = done.json()["position"]
-        check = api.get(f"/api/v1/users/{users[-1]}", params={"after": last}, headers=headers)
-        assert check.status_code == 200
-    return users
 
 
 async def submit_all(settings: Settings, users: list[str]) -> list[str]:
@@ -108,7 +85,7 @@ def test_sigkill_the_notifier_three_times_during_5000_notifications(settings: Se
         try:
             for service in services.values():
                 service.start()
-            users = create_users(stack, f"http://127.0.0.1:{port}/flaky")
+            users = webhook_users(stack, USERS, f"http://127.0.0.1:{port}/flaky")
             ids = asyncio.run(submit_all(stack, users))
             notifier = services["notifier"]
             for rows in KILL_AT_LEDGER_ROWS:
