@@ -38,6 +38,7 @@ from streams.kafka.config import producer_config
 from streams.notification_requests import request_record
 
 PATIENT_MS = 180_000  # a producer that outlasts any outage a test injects
+STALL_S = 15  # no acknowledgement this long while messages wait: a wedged producer
 DATA = {"user": {"name": "Ada", "email": "ada@example.com"}, "app": {"name": "N", "url": "u"}}
 SCOPES = ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
 
@@ -117,7 +118,14 @@ class CommandLoad(threading.Thread):
 
 
 class ProducedLoad(threading.Thread):
-    """Produces `payloads` (key, value) to `topic` at `rate`; counts acknowledgements."""
+    """Produces `payloads` (key, value) to `topic` at `rate`; counts acknowledgements.
+
+    librdkafka can wedge a partition for good after its leader was briefly -1 (#5430: a
+    broker fenced on its resume); the messages for it wait in its queue, never sent. When
+    acknowledgements stall for STALL_S while messages wait, the queue (never in flight,
+    so never written) is purged and produced again through a fresh producer: still
+    exactly once in the topic. The old producer is kept to settle what it has in flight.
+    """
 
     def __init__(
         self,
@@ -130,34 +138,65 @@ class ProducedLoad(threading.Thread):
         super().__init__(name=f"load-{topic}", daemon=True)
         self.settings, self.topic, self.payloads, self.rate = settings, topic, payloads, rate
         self.stop = stop
-        self.produced = self.acknowledged = 0
+        self.produced = self.acknowledged = self.renewals = 0
         self.errors: list[str] = []
+        self._purged: list[tuple[str, bytes]] = []
+        self._last_progress = time.monotonic()
+        self._producer, self._retired = self._new_producer(), list[Producer]()
 
     def run(self) -> None:
-        producer = Producer(producer_config(self.settings, **{"message.timeout.ms": PATIENT_MS}))
         pacer = Pacer(self.rate)
-
-        def delivered(error: KafkaError | None, _: Message) -> None:
-            if error is None:
-                self.acknowledged += 1
-            else:
-                self.errors.append(str(error))
-
         for key, value in self.payloads:
             time.sleep(pacer.delay())
             if self.stop.is_set():
                 break
             self.produced += 1
-            while True:
-                try:
-                    producer.produce(self.topic, value, key=key, on_delivery=delivered)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+            self._produce(key, value)
+            self._unstick()
+        deadline = time.monotonic() + PATIENT_MS / 1000
+        while self._waiting() and time.monotonic() < deadline:
+            self._producer.poll(0.2)
+            self._unstick()
+        if left := self._waiting():
+            self.errors.append(f"{left} never delivered")
+
+    def _waiting(self) -> int:
+        return len(self._purged) + sum(len(p) for p in [self._producer, *self._retired])
+
+    def _new_producer(self) -> Producer:
+        return Producer(producer_config(self.settings, **{"message.timeout.ms": PATIENT_MS}))
+
+    def _produce(self, key: str, value: bytes) -> None:
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is None:
+                self.acknowledged += 1
+                self._last_progress = time.monotonic()
+            elif error.code() == KafkaError._PURGE_QUEUE:
+                self._purged.append((key, value))
+            else:
+                self.errors.append(str(error))
+
+        while True:
+            try:
+                self._producer.produce(self.topic, value, key=key, on_delivery=delivered)
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    def _unstick(self) -> None:
+        """Serves callbacks, replaces a stalled producer, produces again what was purged."""
+        for producer in [self._producer, *self._retired]:
             producer.poll(0)
-        remaining = producer.flush(PATIENT_MS / 1000)
-        if remaining:
-            self.errors.append(f"{remaining} never delivered")
+        if len(self._producer) and time.monotonic() - self._last_progress > STALL_S:
+            old, self._producer = self._producer, self._new_producer()
+            old.purge(in_queue=True, in_flight=False)
+            old.poll(0)  # fires the purged messages' callbacks
+            self._retired.append(old)
+            self.renewals += 1
+            self._last_progress = time.monotonic()
+        purged, self._purged = self._purged, []
+        for key, value in purged:
+            self._produce(key, value)
 
 
 def request_load(

@@ -1,6 +1,7 @@
 """An asyncio face on confluent-kafka's Producer: `await send(...)` returns once Kafka acked.
 
 A background thread serves delivery callbacks; each resolves its future on the event loop.
+The producer renews itself after a delivery timed out (see renewing.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
+
+from streams.kafka.renewing import RenewingProducer
 
 
 class LogUnavailable(Exception):
@@ -19,7 +22,7 @@ class LogUnavailable(Exception):
 
 class AsyncProducer:
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer(config)
+        self._producer = RenewingProducer(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kafka-delivery", daemon=True)
         self._thread.start()
@@ -36,7 +39,7 @@ class AsyncProducer:
             loop.call_soon_threadsafe(_settle, future, err, msg)
 
         try:
-            self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+            self._producer.produce(topic, value, key, delivered)
         except BufferError as exc:
             raise LogUnavailable("producer queue is full") from exc
         except KafkaException as exc:
@@ -53,9 +56,7 @@ class AsyncProducer:
         for index, (key, value) in enumerate(messages):
             while True:
                 try:
-                    self._producer.produce(
-                        topic, value=value, key=key, on_delivery=batch.slot(index)
-                    )
+                    self._producer.produce(topic, value, key, batch.slot(index))
                     break
                 except BufferError:  # backpressure: the delivery thread drains the queue
                     await asyncio.sleep(0.005)
@@ -64,7 +65,7 @@ class AsyncProducer:
     def reachable(self, timeout: float = 2.0) -> bool:
         """True when the cluster answers a metadata request."""
         try:
-            self._producer.list_topics(timeout=timeout)
+            self._producer.list_topics(timeout)
         except Exception:  # any failure to answer means not reachable
             return False
         return True

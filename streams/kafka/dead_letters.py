@@ -6,12 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 from prometheus_client import Counter
 
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import producer_config
+from streams.kafka.renewing import RenewingProducer
 
 DEAD_LETTERS = Counter(
     "nexus_dead_letters_total", "Messages sent to the dead-letter topic", ["consumer", "reason"]
@@ -63,7 +64,7 @@ class KafkaDeadLetters:
     ) -> None:
         self.topic = settings.topic("deadletter")
         self.consumer_name, self.codec, self.now = consumer_name, codec, now
-        self.producer = Producer(producer_config(settings))
+        self.producer = RenewingProducer(producer_config(settings))
         self.timeout = settings.produce_timeout_ms / 1000 + 5
         self._errors: list[str] = []
 

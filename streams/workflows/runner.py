@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 from prometheus_client import Counter
 
 from infra.config.settings import Settings
@@ -26,6 +26,7 @@ from sagas.notification.request import NotificationSubmitted
 from sagas.workflows import SETTING_NAMES, Lookups, Workflow, plan, reacting
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import producer_config
+from streams.kafka.renewing import RenewingProducer
 from streams.notification_requests import request_record
 
 log = structlog.get_logger()
@@ -91,7 +92,7 @@ class WorkflowRunner:
         self.settings_values = {name: getattr(settings, name) for name in SETTING_NAMES}
         self.produce_timeout_s = settings.produce_timeout_ms / 1000 + 5
         self.stopping = threading.Event()
-        self.producer = Producer(producer_config(settings))
+        self.producer = RenewingProducer(producer_config(settings))
 
     def handle(
         self, messages: Sequence[Delivered], beat: Callable[[], None] = lambda: None

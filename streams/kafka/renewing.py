@@ -1,0 +1,76 @@
+"""A plain (non-transactional) producer that replaces itself once a delivery timed out.
+
+librdkafka 2.12 can leave a partition wedged for good after its leader was briefly -1,
+as when the controller fences a broker that was paused past its session timeout: a
+produce answer names leader -1, that metadata update is skipped, the partition stays on
+the internal broker, and every later message to it times out (librdkafka #5430, open).
+A fresh producer reads fresh metadata and delivers again. So after a timeout the next
+call swaps in a new producer; the old one is flushed on a thread of its own, which
+still fires its callbacks. Renewals are at least one message timeout apart, so a long
+outage costs one producer per timeout, not one per message: only a message of the
+current producer, which lived a whole timeout, can ask for the next.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import ClusterMetadata
+
+log = structlog.get_logger()
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class RenewingProducer:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = config
+        self._timeout_s = float(config.get("message.timeout.ms", 300_000)) / 1000
+        self._lock = threading.Lock()
+        self._producer = Producer(config)
+        self._timed_out = False
+        self.renewals = 0  # also the generation: a retired producer's timeouts are old news
+
+    def produce(
+        self, topic: str, value: bytes, key: str | bytes | None, on_delivery: DeliveryCallback
+    ) -> None:
+        """As Producer.produce; BufferError and KafkaException pass through."""
+        self._renew_if_due()
+        generation = self.renewals
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            timed_out = error is not None and error.code() == KafkaError._MSG_TIMED_OUT
+            if timed_out and generation == self.renewals:
+                self._timed_out = True
+            on_delivery(error, message)
+
+        self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+
+    def poll(self, timeout: float) -> int:
+        self._renew_if_due()
+        return int(self._producer.poll(timeout))
+
+    def flush(self, timeout: float) -> int:
+        return int(self._producer.flush(timeout))
+
+    def list_topics(self, timeout: float) -> ClusterMetadata:
+        return self._producer.list_topics(timeout=timeout)
+
+    def _renew_if_due(self) -> None:
+        if not self._timed_out:
+            return
+        with self._lock:
+            if not self._timed_out:
+                return
+            old, self._producer = self._producer, Producer(self._config)
+            self._timed_out = False
+            self.renewals += 1
+        log.warning("kafka_producer_renewed", reason="delivery timed out")
+        retire = threading.Thread(
+            target=old.flush, args=(self._timeout_s + 5,), name="kafka-retire", daemon=True
+        )
+        retire.start()
