@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import structlog
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
@@ -153,10 +154,15 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    """Outermost first. DefaultHeaders wraps the rest so refusals by the inner layers carry
-    its headers too; CORS comes before anything that may refuse, so browsers can read the
-    refusal; RequestContext (correlation id, metrics, access log) is innermost so far."""
-    layers = [Middleware(DefaultHeaders)]
+    """Outermost first. The OpenTelemetry server span (continuing a client's `traceparent`)
+    wraps everything, so every answer is traced. DefaultHeaders wraps the rest so refusals
+    by the inner layers carry its headers too; CORS comes before anything that may refuse,
+    so browsers can read the refusal; RequestContext (correlation id, metrics, access log)
+    is innermost so far."""
+    layers = [
+        Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),
+        Middleware(DefaultHeaders),
+    ]
     if origins := settings.allowed_origins:
         cors = Middleware(
             CORSMiddleware,

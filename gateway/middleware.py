@@ -9,6 +9,7 @@ import uuid
 from urllib.parse import unquote_to_bytes
 
 import structlog
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,6 +62,8 @@ class RequestContext:
         refusal = _refusal(scope, bad_id)
         app = self.app if refusal is None else problem_response(refusal, scope["path"])
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        # Tracing backends find a request's trace by it, as `nexus trace` finds it in the log.
+        trace.get_current_span().set_attribute("nexus.correlation_id", correlation_id)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         status = 500
         started = time.perf_counter()

@@ -39,6 +39,7 @@ from projections.model import Projection
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import KafkaDeadLetters
 from streams.kafka.progress import ProgressCheck, consumed_positions, offset_ranges
+from streams.kafka.tracing import batch_span
 from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
@@ -166,7 +167,8 @@ class ProjectionRunner(threading.Thread):
 
     def _apply(self, conn: Connection[Any], version: int, messages: list[Message]) -> None:
         started = time.perf_counter()
-        with conn.transaction():
+        name = f"{self.projection.name} apply"
+        with batch_span(name, (m.headers() for m in messages)), conn.transaction():
             if versions.live_version(conn, self.projection.name, "share") != version:
                 raise VersionChanged
             outcome = self._applier.apply(

@@ -29,6 +29,7 @@ from streams.kafka.config import consumer_config
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.reading import read_range
 from streams.kafka.topics import Topics
+from streams.kafka.tracing import batch_span, headers_out, record_span
 from streams.kafka.transactions import TransactionalProducer
 from streams.snapshots.loading import LoadedSnapshot, events_topic_id, load_snapshot
 from streams.snapshots.records import Key
@@ -89,17 +90,25 @@ class PartitionWriter:
         def write(_: Producer) -> None:
             self._delivery_errors.clear()
             self._last_event_offset = None
-            decisions.extend(d for m in batch if (d := self._decide(m, staged)) is not None)
+            traced: list[tuple[Decision, list[tuple[str, bytes]]]] = []
+            for message in batch:
+                with record_span("decide command", message.headers()):
+                    if (decision := self._decide(message, staged)) is not None:
+                        traced.append((decision, headers_out()))
+            decisions.extend(decision for decision, _ in traced)
             self._flush_events(decisions)
-            for decision in decisions:
+            for decision, headers in traced:
                 outcome = self.codec.encode("command.outcome", decision.outcome)
-                self._produce(self.topics.outcomes, decision.command["command_id"], outcome)
+                self._produce(
+                    self.topics.outcomes, decision.command["command_id"], outcome, None, headers
+                )
             if self.snapshots.due(_event_count(decisions)):
                 self.snapshots.write(self.producer, self.states, staged, self._last_event_offset)
 
         next_offset = TopicPartition(self.topics.commands, self.partition, batch[-1].offset() + 1)
         try:
-            self.transaction.commit(write, consumer, [next_offset])
+            with batch_span(f"{self.topics.commands} process", (m.headers() for m in batch)):
+                self.transaction.commit(write, consumer, [next_offset])
         except KafkaException as exc:
             log.error("command_batch_failed", partition=self.partition, error=str(exc.args[0]))
             self._delivery_errors.clear()
@@ -149,7 +158,12 @@ class PartitionWriter:
         return decision
 
     def _produce(
-        self, topic: str, key: str | None, value: bytes, decision: Decision | None = None
+        self,
+        topic: str,
+        key: str | None,
+        value: bytes,
+        decision: Decision | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         def delivered(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
@@ -161,7 +175,12 @@ class PartitionWriter:
         # Everything a batch writes stays on partition p of each topic: fewer partitions in a
         # transaction means fewer commit markers for the broker to write.
         self.producer.produce(
-            topic, value=value, key=key, partition=self.partition, on_delivery=delivered
+            topic,
+            value=value,
+            key=key,
+            partition=self.partition,
+            on_delivery=delivered,
+            headers=headers_out() if headers is None else headers,
         )
 
     def _flush_events(self, decisions: list[Decision]) -> None:

@@ -19,6 +19,7 @@ class Receipt:
     path: str
     body: bytes
     status: int
+    traceparent: str | None = None  # W3C trace context the sender passed on
 
 
 @dataclass
@@ -63,7 +64,11 @@ def _handler(log: SinkLog) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             key = self.headers.get("Nexus-Attempt-Key")
             status = log.status_for(self.path, body, key)
-            log.add(Receipt(key, self.headers.get("Idempotency-Key"), self.path, body, status))
+            idempotency_key, traceparent = (
+                self.headers.get("Idempotency-Key"),
+                self.headers.get("traceparent"),
+            )
+            log.add(Receipt(key, idempotency_key, self.path, body, status, traceparent))
             payload = b'{"ok": true}' if status == 200 else b'{"ok": false}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
 
 from sagas.adapters.pinned_transport import PinnedTransport, pinned
 from sagas.adapters.port import DeliveryResult
@@ -111,6 +112,7 @@ class WebhookSender:
         if ledger_key is not None:
             headers["Idempotency-Key"] = ledger_key.rsplit("/", 1)[0]
             headers["Nexus-Attempt-Key"] = ledger_key
+        propagate.inject(headers)  # the receiver can join the trace (W3C traceparent)
         started = time.perf_counter()
         try:
             with pinned(target.addresses, time.monotonic() + timeout):

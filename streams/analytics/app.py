@@ -32,6 +32,7 @@ from infra.config.clock import utcnow
 from infra.config.settings import Settings
 from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import ProjectionSink
+from streams.kafka.tracing import batch_span, header_list
 from streams.process.faust_worker import AgentBeat, FaustWatch
 from streams.process.watchdog import EXIT_WEDGED, Watchdog, exit_now
 
@@ -127,8 +128,10 @@ def _fold_into(app: faust.App, sink: LiveSink, agent: AgentBeat) -> None:
         async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
             agent.busy()
             batch = [TrackedMessage.of(event.message) for event in events]
+            traced = (header_list(event.message.headers) for event in events)
             try:
-                await asyncio.to_thread(sink.apply_until_done, batch, agent)
+                with batch_span(f"{sink.name} apply", traced):
+                    await asyncio.to_thread(sink.apply_until_done, batch, agent)
             except Exception:  # Faust would acknowledge the batch as the agent moves on
                 log.exception("analytics_batch_failed", sink=sink.name)
                 exit_now(EXIT_WEDGED)

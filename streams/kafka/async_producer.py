@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
+from opentelemetry.trace import SpanKind
 
 from streams.kafka.renewing import RenewingProducer
+from streams.kafka.tracing import headers_out, tracer
 
 
 class LogUnavailable(Exception):
@@ -32,6 +34,10 @@ class AsyncProducer:
             self._producer.poll(0.05)
 
     async def send(self, topic: str, value: bytes, key: str | bytes | None = None) -> Message:
+        with tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER):
+            return await self._send(topic, value, key)
+
+    async def _send(self, topic: str, value: bytes, key: str | bytes | None) -> Message:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Message] = loop.create_future()
 
@@ -39,7 +45,7 @@ class AsyncProducer:
             loop.call_soon_threadsafe(_settle, future, err, msg)
 
         try:
-            self._producer.produce(topic, value, key, delivered)
+            self._producer.produce(topic, value, key, delivered, headers_out())
         except BufferError as exc:
             raise LogUnavailable("producer queue is full") from exc
         except KafkaException as exc:
@@ -50,13 +56,23 @@ class AsyncProducer:
         self, topic: str, messages: list[tuple[str | bytes | None, bytes]]
     ) -> list[Message]:
         """Send a batch; one future for all of it keeps per-message overhead low."""
+        with tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.batch.message_count", len(messages))
+            return await self._send_many(topic, messages, headers_out())
+
+    async def _send_many(
+        self,
+        topic: str,
+        messages: list[tuple[str | bytes | None, bytes]],
+        headers: list[tuple[str, bytes]],
+    ) -> list[Message]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Message]] = loop.create_future()
         batch = _Batch(loop, future, len(messages))
         for index, (key, value) in enumerate(messages):
             while True:
                 try:
-                    self._producer.produce(topic, value, key, batch.slot(index))
+                    self._producer.produce(topic, value, key, batch.slot(index), headers)
                     break
                 except BufferError:  # backpressure: the delivery thread drains the queue
                     await asyncio.sleep(0.005)

@@ -13,6 +13,7 @@ from infra.config.settings import Settings
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import producer_config
 from streams.kafka.renewing import RenewingProducer
+from streams.kafka.tracing import headers_out
 
 DEAD_LETTERS = Counter(
     "nexus_dead_letters_total", "Messages sent to the dead-letter topic", ["consumer", "reason"]
@@ -70,9 +71,7 @@ class KafkaDeadLetters:
 
     def send(self, message: SourceMessage, error: DecodeError) -> None:
         value = dead_letter(self.codec, message, error, self.consumer_name, self.now())
-        self.producer.produce(
-            self.topic, value=value, key=message.key(), on_delivery=self._delivered
-        )
+        self.producer.produce(self.topic, value, message.key(), self._delivered, headers_out())
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:

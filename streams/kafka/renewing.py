@@ -36,7 +36,12 @@ class RenewingProducer:
         self.renewals = 0  # also the generation: a retired producer's timeouts are old news
 
     def produce(
-        self, topic: str, value: bytes, key: str | bytes | None, on_delivery: DeliveryCallback
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None,
+        on_delivery: DeliveryCallback,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """As Producer.produce; BufferError and KafkaException pass through."""
         self._renew_if_due()
@@ -48,7 +53,7 @@ class RenewingProducer:
                 self._timed_out = True
             on_delivery(error, message)
 
-        self._producer.produce(topic, value=value, key=key, on_delivery=delivered)
+        self._producer.produce(topic, value=value, key=key, on_delivery=delivered, headers=headers)
 
     def poll(self, timeout: float) -> int:
         self._renew_if_due()

@@ -34,6 +34,7 @@ from sagas.notification.commands import DeliverAttempt
 from sagas.rendering import TemplateError
 from sagas.runtime.contents import RenderedContents
 from sagas.runtime.engine import Saga
+from streams.notifier.traces import SagaTraces
 
 log = structlog.get_logger()
 IN_DOUBT = "outcome unknown: a worker stopped during the send; not sent again"
@@ -59,8 +60,10 @@ class DeliveryDesk:
         timeouts: Mapping[Channel, float],
         concurrency: int,
         clock: Callable[[], datetime],
+        traces: SagaTraces | None = None,
     ) -> None:
         self.notifier, self.ledger, self.recipients = notifier, ledger, recipients
+        self.traces = traces or SagaTraces()
         self.contents, self.timeouts, self.clock = contents, timeouts, clock
         self.concurrency = concurrency
         self.in_flight = 0
@@ -124,6 +127,13 @@ class DeliveryDesk:
         return done
 
     def _send(self, delivery: DeliverAttempt, address: str, saga: Saga) -> None:
+        """On a sender thread; the span is current there, so a webhook carries its context."""
+        name = f"deliver {delivery.channel}"
+        with self.traces.span(delivery.notification_id, name) as span:
+            span.set_attribute("nexus.attempt", delivery.attempt)
+            self._done.put(self._attempt(delivery, address, saga))
+
+    def _attempt(self, delivery: DeliverAttempt, address: str, saga: Saga) -> Finished:
         state = saga.state
         try:
             rendered = self.contents.get(
@@ -140,7 +150,7 @@ class DeliveryDesk:
             except Exception as exc:  # an adapter bug must fail the attempt, not the worker
                 log.exception("notifier_raised", ledger_key=delivery.ledger_key)
                 result = DeliveryResult(False, "", 0.0, True, f"{type(exc).__name__}: {exc}")
-        self._done.put(Finished(delivery, result, recorded=False, sent=True))
+        return Finished(delivery, result, recorded=False, sent=True)
 
     def _settled(self, delivery: DeliverAttempt, row: AttemptRecord) -> Finished:
         if row.status == "delivered":

@@ -28,6 +28,7 @@ from sagas.template_platform import PlatformContext
 from schemas.codec import AvroCodec
 from streams.notifier.deliveries import DeliveryDesk
 from streams.notifier.requests import Decoded, StartPolicy, decode_requests, without_forgotten
+from streams.notifier.traces import SagaTraces
 from streams.notifier.worker import NotificationWorker
 from streams.process.serve import Process, serve, watchdog_for
 from streams.process.watchdog import Watchdog
@@ -53,6 +54,7 @@ def bootstrap(
     engine = SagaEngine(
         contents, CircuitConfig(settings.circuit_failure_threshold, settings.circuit_cool_down_ms)
     )
+    traces = SagaTraces()  # one map: the worker fills it, the senders read it
     desk = DeliveryDesk(
         notifier or AppriseNotifier(config),
         PostgresLedger(pool),
@@ -61,6 +63,7 @@ def bootstrap(
         config.timeouts,
         settings.delivery_concurrency,
         clock,
+        traces,
     )
     start = StartPolicy(
         deadline_ms=settings.notification_deadline_s * 1000,
@@ -87,6 +90,7 @@ def bootstrap(
         clock=clock,
         jitter=jitter,
         watchdog=watchdog,
+        traces=traces,
     )
 
 

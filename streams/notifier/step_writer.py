@@ -12,8 +12,10 @@ from sagas.runtime.engine import Step
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import dead_letter
 from streams.kafka.topics import Topics
+from streams.kafka.tracing import headers_out
 from streams.notifier.records import circuit_record, digest_item_record, saga_record
 from streams.notifier.requests import Decoded
+from streams.notifier.traces import SagaTraces
 
 log = structlog.get_logger()
 CONSUMER_NAME = "notifier"
@@ -26,25 +28,36 @@ def write_step(
     step: Step,
     decoded: Decoded,
     moment: datetime,
+    traces: SagaTraces,
 ) -> None:
     """Produce what one step decided, inside the step's transaction: saga events, digest
     items, circuit events and dead letters for requests that could not be decoded."""
     for out in step.events:
         payload = codec.encode(out.event.TYPE, saga_record(out, moment), check=False)
-        producer.produce(topics.notifications, payload, key=out.saga_id, partition=out.partition)
+        headers = traces.headers(out.saga_id, f"notification {out.event.TYPE}")
+        partition = out.partition
+        producer.produce(
+            topics.notifications, payload, key=out.saga_id, partition=partition, headers=headers
+        )
     for forward in step.forwards:
         item = DigestItemSubmitted(
             forward.digest_id, forward.user_id, forward.window_end, forward.item
         )
         payload = codec.encode(item.TYPE, digest_item_record(item, moment))
-        producer.produce(topics.notification_requests, payload, key=forward.digest_id)
+        producer.produce(
+            topics.notification_requests, payload, key=forward.digest_id, headers=headers_out()
+        )
     for channel, event in step.circuit_events:
         payload = codec.encode(event.TYPE, circuit_record(channel, event, moment))
-        producer.produce(topics.notifications, payload, key=f"channel:{channel}")
+        producer.produce(
+            topics.notifications, payload, key=f"channel:{channel}", headers=headers_out()
+        )
     for message, error in decoded.undecodable:
         log.warning("request_dead_lettered", reason=error.reason, offset=message.offset())
         letter = dead_letter(codec, message, error, CONSUMER_NAME, moment)
-        producer.produce(topics.deadletter, letter, partition=message.partition())
+        producer.produce(
+            topics.deadletter, letter, partition=message.partition(), headers=headers_out()
+        )
     for rejected in step.rejected:
         log.warning(
             "saga_command_rejected",

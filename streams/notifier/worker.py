@@ -52,6 +52,7 @@ from streams.notifier.deliveries import DeliveryDesk, Finished
 from streams.notifier.rebuild import load_partition
 from streams.notifier.requests import Decoded
 from streams.notifier.step_writer import write_step
+from streams.notifier.traces import SagaTraces
 from streams.process.serve import watchdog_for
 from streams.process.watchdog import Watchdog
 
@@ -73,8 +74,10 @@ class NotificationWorker:
         clock: Callable[[], datetime],
         jitter: Callable[[], float] = random.random,
         watchdog: Watchdog | None = None,
+        traces: SagaTraces | None = None,
     ) -> None:
         self.settings, self.engine, self.desk = settings, engine, desk
+        self.traces = traces or SagaTraces()
         self.read_requests, self.codec = read_requests, codec
         self.clock, self.jitter = clock, jitter
         self.topics = Topics.from_settings(settings)
@@ -136,6 +139,7 @@ class NotificationWorker:
     def step(self, messages: list[Message]) -> None:
         raise_fatal(messages)
         messages = [m for m in messages if m.error() is None]
+        self.traces.note(messages)
         moment = self.clock()
         now = epoch_ms(moment)
         decoded = self.read_requests(messages, now)
@@ -164,7 +168,9 @@ class NotificationWorker:
     def _commit(self, step: Step, decoded: Decoded, moment: datetime) -> None:
         positions = self._positions()
         self.transaction.commit(
-            lambda producer: write_step(producer, self.codec, self.topics, step, decoded, moment),
+            lambda producer: write_step(
+                producer, self.codec, self.topics, step, decoded, moment, self.traces
+            ),
             self.consumer,
             positions,
         )
@@ -260,6 +266,7 @@ class NotificationWorker:
             self._next_eviction = now + EVICT_EVERY_MS
             if evicted := self.engine.evict(now - self.horizon_ms):
                 log.info("finished_sagas_evicted", sagas=evicted)
+            self.traces.keep_only(self.engine.owned)
 
     def _poll_timeout(self) -> float:
         if self._pending or self._pending_deliveries or self.desk.busy:

@@ -26,6 +26,7 @@ from infra.config.logging import configure_logging
 from infra.config.settings import Settings
 from streams.kafka.topics import ensure_topics
 from streams.process.health import HealthServer
+from streams.process.telemetry import start_tracing
 from streams.process.watchdog import EXIT_WEDGED, Enforcer, Watchdog, exit_now
 
 log = structlog.get_logger()
@@ -66,6 +67,7 @@ def serve(
     stop = threading.Event()
     resources = ExitStack()
     with resources:
+        resources.callback(start_tracing(name, settings.instance_id))  # the last to stop
         process = build(resources)  # bad configuration ends the process here, before ready
         watchdog = process.watchdog or watchdog_for(settings)
         watchdog.require("not ready", process.ready)

@@ -20,6 +20,7 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from faust.types import TransportT
 
 from infra.config.settings import Settings
+from streams.kafka.tracing import header_list
 from streams.process.faust_worker import FaustWatch
 from streams.process.watchdog import Watchdog
 from streams.workflows.runner import Delivered, WorkflowRunner
@@ -90,7 +91,10 @@ def build_app(
             messages = [event.message for event in batch]
             for message in messages:
                 message.incref()  # held: see the module docstring
-            delivered = [Delivered(m.partition, m.offset, m.value) for m in messages]
+            delivered = [
+                Delivered(m.partition, m.offset, m.value, header_list(m.headers) or ())
+                for m in messages
+            ]
             try:
                 done = await asyncio.to_thread(runner.handle, delivered, agent.beat)
             except asyncio.CancelledError:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 from confluent_kafka import KafkaError, Message
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
 from infra.config.settings import Settings
@@ -27,6 +28,7 @@ from sagas.workflows import SETTING_NAMES, Lookups, Workflow, plan, reacting
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.config import producer_config
 from streams.kafka.renewing import RenewingProducer
+from streams.kafka.tracing import headers_out, record_span
 from streams.notification_requests import request_record
 
 log = structlog.get_logger()
@@ -53,6 +55,10 @@ class Delivered:
     partition: int
     offset: int
     value: bytes
+    headers: Sequence[tuple[str, bytes | None]] = ()
+
+
+Planned = tuple[Delivered, Record, NotificationSubmitted]
 
 
 class ReadModels(Lookups, Protocol):
@@ -150,11 +156,9 @@ class WorkflowRunner:
                 return False
         return True
 
-    def _plan(
-        self, events: list[tuple[Delivered, Record]]
-    ) -> list[tuple[Record, NotificationSubmitted]]:
-        planned: list[tuple[Record, NotificationSubmitted]] = []
-        for _, event in events:
+    def _plan(self, events: list[tuple[Delivered, Record]]) -> list[Planned]:
+        planned: list[Planned] = []
+        for message, event in events:
             outcome = plan(self.workflows, event, self.read_models, self.settings_values)
             for skipped in outcome.skipped:
                 SKIPPED.labels(skipped.workflow).inc()
@@ -167,27 +171,29 @@ class WorkflowRunner:
                     aggregate_id=event["aggregate_id"],
                     correlation_id=event["correlation_id"],
                 )
-            planned.extend((event, request) for request in outcome.requests)
+            planned.extend((message, event, request) for request in outcome.requests)
         return planned
 
-    def _publish(self, planned: list[tuple[Record, NotificationSubmitted]]) -> None:
+    def _publish(self, planned: list[Planned]) -> None:
         failures: list[str] = []
 
         def delivered(error: KafkaError | None, _: Message) -> None:
             if error is not None:
                 failures.append(str(error))
 
-        for event, request in planned:
+        for message, event, request in planned:
             record = request_record(
                 request, correlation_id=event["correlation_id"], causation_id=event["event_id"]
             )
             payload = self.codec.encode(request.TYPE, record)
+            with record_span(request.requested_by, message.headers, SpanKind.PRODUCER):
+                headers = headers_out()  # the request joins the event's trace
             self.producer.produce(
-                self.requests_topic, payload, key=request.notification_id, on_delivery=delivered
+                self.requests_topic, payload, request.notification_id, delivered, headers
             )
         if self.producer.flush(self.produce_timeout_s) or failures:
             raise PublishFailed(failures[0] if failures else "flush timed out")
-        for event, request in planned:
+        for _, event, request in planned:
             PLANNED.labels(request.requested_by.removeprefix("workflow:")).inc()
             log.info(
                 "workflow_requested",
