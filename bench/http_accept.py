@@ -8,6 +8,8 @@ commands topic must hold at least as many commands as wrk counted 202 answers.
 A second gateway with NEXUS_RATE_LIMIT_ENABLED=false runs beside it, measured in the same
 rounds: the ratio of the two is what the rate limiter costs. The limited gateway's budget is
 set far above what wrk can send, so the figure is the cost of counting, not of refusing.
+A third exports every span with OTLP/HTTP (to bench/otlp_sink.py): the ratio to the first,
+which exports nothing (the default), is what tracing costs when it is on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from bench.cpu import CpuMeter, describe
 from bench.environment import BenchEnvironment
 from bench.kafka_log import message_count
+from bench.otlp_sink import otlp_sink
 from bench.processes import (
     Stack,
     bare_app,
@@ -27,6 +30,7 @@ from bench.processes import (
 )
 from bench.report import Figure, Outcome
 from bench.wrk import WrkResult, ensure_wrk, post_script, run_wrk
+from infra.config.settings import Settings
 from infra.local.child_process import ChildProcess
 from infra.local.processes import free_port
 from infra.local.service_env import with_free_ports
@@ -42,6 +46,7 @@ CONNECTIONS = 64
 BODY = '{"email": "bench@example.com", "name": "Bench User", "locale": "en"}'
 PATH = "/api/v1/users"
 LIMITED = {"rate_limit_commands": "1000000/second"}  # on, and never reached by one subject
+TRACED_RATIO = 0.7  # what recording and exporting every span may cost
 
 
 @dataclass(frozen=True)
@@ -70,22 +75,38 @@ def run(env: BenchEnvironment) -> Outcome:
     off = with_free_ports(settings).model_copy(update={"rate_limit_enabled": False})
     unlimited = nexus_service("gateway", off, label="gateway-unlimited")
     bare = bare_app(free_port(), settings.home / "bare-starlette.log")
-    runs: dict[str, list[Run]] = {"nexus": [], "unlimited": [], "bare": [], "warmup": []}
-    servers = {"bare": bare, "nexus": gateway, "unlimited": unlimited}
+    runs: dict[str, list[Run]] = {side: [] for side in ("nexus", "unlimited", "traced", "bare")}
+    runs["warmup"] = []
+    with otlp_sink() as (spans, endpoint):
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+        traced = nexus_service("gateway", with_free_ports(settings), "gateway-traced", exporting)
+        servers = {"bare": bare, "nexus": gateway, "unlimited": unlimited, "traced": traced}
+        _measure(servers, env, runs, settings)
+        exported = f"{spans.requests:,} OTLP exports, {spans.bytes / 1e6:,.1f} MB"
+    in_topic = message_count(settings, settings.topic("commands"))
+    return outcome(runs, in_topic, exported)
+
+
+def _measure(
+    servers: dict[str, ChildProcess],
+    env: BenchEnvironment,
+    runs: dict[str, list[Run]],
+    settings: Settings,
+) -> None:
     with Stack(list(servers.values())), post_script(BODY, gateway_token(settings)) as script:
         for server in servers.values():
             runs["warmup"].append(measured(server, env, script, WARMUP_SECONDS))
         for _ in range(ROUNDS):
             for side, server in servers.items():
                 runs[side].append(measured(server, env, script, RUN_SECONDS))
-    in_topic = message_count(settings, settings.topic("commands"))
-    return outcome(runs, in_topic)
 
 
-def outcome(runs: dict[str, list[Run]], in_topic: int) -> Outcome:
-    nexus, bare, unlimited = (_best(runs[side]) for side in ("nexus", "bare", "unlimited"))
+def outcome(runs: dict[str, list[Run]], in_topic: int, exported: str) -> Outcome:
+    nexus, bare, unlimited, traced = (
+        _best(runs[side]) for side in ("nexus", "bare", "unlimited", "traced")
+    )
     # The gateways' warmup runs (all but the first) wrote commands too.
-    gateways = [*runs["nexus"], *runs["unlimited"], *runs["warmup"][1:]]
+    gateways = [*runs["nexus"], *runs["unlimited"], *runs["traced"], *runs["warmup"][1:]]
     accepted = sum(r.wrk.accepted for r in gateways)
     rate, reference = nexus.wrk.accepted_per_second, bare.wrk.accepted_per_second
     figure = Figure(
@@ -95,10 +116,14 @@ def outcome(runs: dict[str, list[Run]], in_topic: int) -> Outcome:
     off = unlimited.wrk.accepted_per_second
     limiter = Figure("HTTP 202/s, rate limits on", "/s", rate, off, "same gateway, limits off",
                      f">= {LIMITER_RATIO:.0%} of off", rate >= LIMITER_RATIO * off)  # fmt: skip
+    spans = traced.wrk.accepted_per_second
+    tracing = Figure("HTTP 202/s, spans exported", "/s", spans, rate, "same gateway, no export",
+                     f">= {TRACED_RATIO:.0%} of it", spans >= TRACED_RATIO * rate)  # fmt: skip
     # wrk stops with up to CONNECTIONS requests in flight per run: answered, never counted.
     verdict = "ok" if in_topic >= accepted else "MISSING COMMANDS"
     notes = [
         f"runs: nexus {_rates(runs['nexus'])}; limits off {_rates(runs['unlimited'])}; "
+        f"spans exported {_rates(runs['traced'])} ({exported}); "
         f"bare {_rates(runs['bare'])} "
         f"(wrk -t1 -c{CONNECTIONS}, {RUN_SECONDS} s each, best kept)",
         f"latency at saturation: nexus p50 {nexus.wrk.p50_ms:.1f} ms p99 {nexus.wrk.p99_ms:.1f} ms"
@@ -114,7 +139,7 @@ def outcome(runs: dict[str, list[Run]], in_topic: int) -> Outcome:
         notes.append(f"{other:,} non-202 answers, socket errors or timeouts in all runs")
     details: dict[str, Any] = {side: [r.as_json() for r in rs] for side, rs in runs.items()}
     details |= {"commands_in_topic": in_topic, "accepted_total": accepted}
-    return Outcome(NAME, [figure, limiter], notes, details)
+    return Outcome(NAME, [figure, limiter, tracing], notes, details)
 
 
 def _best(runs: list[Run]) -> Run:

@@ -28,6 +28,7 @@ from bench.report import Outcome, say
 from bench.row_watcher import RowWatcher
 from bench.service_metrics import histogram
 from bench.wrk import post_script, run_wrk
+from infra.config.scale import ServiceName
 from infra.config.settings import Settings
 from infra.local.child_process import ChildProcess
 from infra.local.service_env import with_free_ports
@@ -119,7 +120,7 @@ def run(env: BenchEnvironment) -> Outcome:
     settings = with_free_ports(env.settings(NAME))
     ensure_topics(settings)
     migrate(settings.resolved_database_url)
-    names = ("command-processor", "projector", "gateway")
+    names: tuple[ServiceName, ...] = ("command-processor", "projector", "gateway")
     services = [nexus_service(name, settings) for name in names]
     token = gateway_token(settings)
     with Stack(services):

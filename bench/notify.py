@@ -38,6 +38,7 @@ from bench.notify_reference import apprise_run
 from bench.processes import Stack, gateway_token, nexus_service
 from bench.report import Outcome, say
 from bench.webhook_sink import SinkReceipts, sink_process
+from infra.config.scale import ServiceName
 from infra.config.settings import Settings
 from infra.local.child_process import ChildProcess
 from infra.local.processes import free_port
@@ -49,7 +50,7 @@ from streams.kafka.reading import read_to_end
 from streams.kafka.topics import ensure_topics
 
 NAME = "notify"
-SERVICES = ("command-processor", "projector", "gateway", "notifier")
+SERVICES: tuple[ServiceName, ...] = ("command-processor", "projector", "gateway", "notifier")
 USERS = 20
 WARMUP = 300
 NOTIFICATIONS = 10_000

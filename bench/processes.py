@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from gateway.auth import TokenVerifier
+from infra.config.scale import ServiceName
 from infra.config.settings import PROJECT_ROOT, Settings
 from infra.local.child_process import ChildProcess
 from infra.local.service_env import environment, service_port
@@ -18,13 +19,19 @@ from infra.local.service_env import environment, service_port
 NEXUS = str(Path(sys.executable).with_name("nexus"))
 
 
-def nexus_service(name: str, settings: Settings, label: str | None = None) -> ChildProcess:
-    """`nexus run NAME` with these settings, called `label` (default NAME) in figures and in
-    the name of its log, which lands in the settings' home."""
+def nexus_service(
+    name: ServiceName,
+    settings: Settings,
+    label: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> ChildProcess:
+    """`nexus run NAME` with these settings (and `extra_env`), called `label` (default NAME)
+    in figures and in the name of its log, which lands in the settings' home."""
     port, label = service_port(settings, name), label or name
     log_path = settings.home / f"{label}.log"
     argv = [NEXUS, "run", name]
-    return ChildProcess(label, argv, port, log_path, environment(settings), PROJECT_ROOT)
+    env = environment(settings) | dict(extra_env or {})
+    return ChildProcess(label, argv, port, log_path, env, PROJECT_ROOT)
 
 
 def bare_app(port: int, log_path: Path) -> ChildProcess:
