@@ -32,6 +32,7 @@ from gateway.problems import Problem, problem_response
 from gateway.queries import query_routes
 from gateway.rate_limits import RateLimiter, RateLimits
 from gateway.services import Services
+from gateway.traces import trace_routes
 from infra.config.settings import Settings
 from sagas.rendering import TemplateRenderer
 from schemas.codec import AvroCodec
@@ -41,6 +42,7 @@ from streams.ingest import Ingestor
 from streams.kafka.async_producer import AsyncProducer
 from streams.kafka.config import producer_config
 from streams.notification_requests import NotificationRequests
+from streams.process.telemetry import exporting
 
 log = structlog.get_logger()
 # CORS, when origins are configured: the API's methods and the headers it reads and sets.
@@ -154,15 +156,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    """Outermost first. The OpenTelemetry server span (continuing a client's `traceparent`)
-    wraps everything, so every answer is traced. DefaultHeaders wraps the rest so refusals
-    by the inner layers carry its headers too; CORS comes before anything that may refuse,
-    so browsers can read the refusal; RequestContext (correlation id, metrics, access log)
-    is innermost so far."""
-    layers = [
-        Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]),
-        Middleware(DefaultHeaders),
-    ]
+    """Outermost first. When spans are exported, the OpenTelemetry server span (continuing
+    a client's `traceparent`) wraps everything, so every answer is traced. DefaultHeaders
+    wraps the rest so refusals by the inner layers carry its headers too; CORS comes before
+    anything that may refuse, so browsers can read the refusal; RequestContext (correlation
+    id, metrics, access log) is innermost so far."""
+    layers = [Middleware(DefaultHeaders)]
+    if exporting():  # its no-op spans still parse and wrap every request
+        layers.insert(0, Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]))
     if origins := settings.allowed_origins:
         cors = Middleware(
             CORSMiddleware,
@@ -198,6 +199,7 @@ def create_app(settings: Settings) -> Starlette:
         *notification_routes(),
         *ingest_routes(),
         *analytics_routes(),
+        *trace_routes(),
     ]
     return Starlette(
         routes=routes,

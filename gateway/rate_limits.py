@@ -8,7 +8,8 @@ adds `RateLimit-Policy` to the answer; over budget it answers 429 problem+json w
 batch then costs one unit per event (`charge_total`, called once its events are counted).
 
 Concurrency caps bound what a caller holds open at once in one gateway process: SSE streams
-(held by the middleware while the response lasts) and `?after=` waits (`concurrent`).
+and trace reads (held by the middleware while the response lasts) and `?after=` waits
+(`concurrent`).
 Budgets live in `limits` storage (NEXUS_RATE_LIMIT_STORAGE), shared by gateways that share it;
 if that storage fails, requests pass: limits protect the service, they must not stop it.
 """
@@ -40,6 +41,8 @@ from gateway.rate_policies import (
     API_PREFIX,
     OPEN_STREAMS,
     ROUTES,
+    TRACE_READS,
+    TRACE_READS_AT_ONCE,
     Policy,
     RouteRule,
     concurrency_policy_field,
@@ -196,6 +199,7 @@ class RateLimiter:
         self.caps = {
             AFTER_WAITS: ConcurrencyCap(AFTER_WAITS, settings.rate_limit_after_waits, wait_s),
             OPEN_STREAMS: ConcurrencyCap(OPEN_STREAMS, settings.rate_limit_open_streams, 5),
+            TRACE_READS: ConcurrencyCap(TRACE_READS, TRACE_READS_AT_ONCE, 5),
         }
 
     def admission(self, scope: Scope, rule: RouteRule) -> Admission:

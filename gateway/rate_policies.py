@@ -27,6 +27,9 @@ COMMANDS, NOTIFICATIONS, INGEST, QUERIES, STREAMS = (
 ANONYMOUS = "anonymous"
 CLASSES = (COMMANDS, NOTIFICATIONS, INGEST, QUERIES, STREAMS)
 AFTER_WAITS, OPEN_STREAMS = "after-waits", "open-streams"  # the concurrency caps
+# A trace reads the whole log on a worker thread (gateway/traces.py); an operator needs
+# one at a time, so a small fixed cap keeps a retrying script from filling the thread pool.
+TRACE_READS, TRACE_READS_AT_ONCE = "trace-reads", 2
 READS = frozenset({"GET", "HEAD"})
 
 
@@ -45,6 +48,7 @@ ROUTE_RULES = (
     RouteRule("POST", "/api/v1/ingest/event", INGEST),
     RouteRule("POST", "/api/v1/ingest/batch", INGEST),
     RouteRule("GET", "/api/v1/analytics/stream", STREAMS, query_token=True, holds=OPEN_STREAMS),
+    RouteRule("GET", "/api/v1/traces/{id}", QUERIES, holds=TRACE_READS),
 )
 
 

@@ -14,7 +14,7 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 LAG = Gauge(
-    "nexus_projection_lag",
-    "Messages between the topic's high watermarks and the projection's position",
+    "nexus_projection_lag_messages",
+    "Offsets between the topic's high watermarks and the projection's position",
     ["projection"],
 )

@@ -19,11 +19,14 @@ from pydantic import ValidationError
 
 from infra.cli import analytics as analytics_cli
 from infra.cli import demo, tools
+from infra.cli import trace as trace_cli
+from infra.config.consumers import CONSUMER_GROUPS
 from infra.config.settings import Settings
 from infra.local.kafka_cluster import KafkaCluster
 from infra.local.kafka_server import ensure_kafka_jars
 from infra.local.postgres_server import ensure_postgres_installed
 from infra.local.processes import ProcessError, ensure_command, ensure_compose, ensure_secret_file
+from infra.local.prometheus_server import ensure_prometheus_installed
 from infra.local.services import (
     AppProcess,
     ManagedService,
@@ -32,6 +35,7 @@ from infra.local.services import (
     app_services,
     infrastructure,
     lag_for,
+    prometheus_server,
     stray_instances,
     wait_serving,
 )
@@ -47,8 +51,8 @@ APP_READY_TIMEOUT_S = 120.0
 APP_STOP_TIMEOUT_S = 20.0
 INFRA_STOP_TIMEOUT_S = 60.0
 
-# Services with a consumer lag to show.
-CONSUMERS = ("command-processor", "projector", "notifier", "workflows", "analytics")
+# Services with a consumer lag to show: the projector's is kept in PostgreSQL.
+CONSUMERS = ("projector", *CONSUMER_GROUPS)
 
 # Foreground entry points, imported only when run: each module has `run(settings) -> None`.
 RUNNERS = {
@@ -74,9 +78,11 @@ class Subcommand:
 
 
 def install(args: argparse.Namespace, settings: Settings) -> int:
-    """Install what `up` and the tests need: Java, Maven, the Kafka jars, PostgreSQL."""
+    """Install what `up` and the tests need: Java, Maven, the Kafka jars, PostgreSQL,
+    Prometheus (and with it promtool)."""
     print(f"kafka jars: {ensure_kafka_jars(settings)}")
     print(f"postgres:   {ensure_postgres_installed()}")
+    print(f"prometheus: {ensure_prometheus_installed()}")
     if args.test_tools:
         print(f"compose:    {' '.join(ensure_compose())}")
         print(f"kcat:       {ensure_command('kcat', 'kcat')}")
@@ -136,6 +142,7 @@ def _print_urls(apps: Sequence[AppProcess], settings: Settings) -> None:
     rows = [("gateway", gateway)] + [(app.name, app.service.health_url) for app in instances]
     rows.append(("kafka", settings.resolved_kafka_bootstrap))
     rows.append(("postgres", _hide_password(settings.resolved_database_url)))
+    rows.append(("prometheus", prometheus_server(settings).url))
     rows.append(("logs", str(settings.home / "logs")))
     for name, where in rows:
         print(f"  {name:<18} {where}")
@@ -239,14 +246,17 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 SUBCOMMANDS: list[Subcommand] = [
-    Subcommand("up", "start Kafka, PostgreSQL and the Nexus services", up),
+    Subcommand("up", "start Kafka, PostgreSQL, Prometheus and the Nexus services", up),
     Subcommand("down", "stop everything `up` started", down),
     Subcommand("status", "show which services run, their pids, ports and lag", status),
     Subcommand("logs", "show service logs", logs, _logs_arguments),
     Subcommand("run", "run one service in the foreground", run, _run_arguments),
     Subcommand("prepare", "create the JWT secret, topics and database schema", prepare),
     Subcommand(
-        "install", "install Java, Maven, the Kafka jars and PostgreSQL", install, _install_arguments
+        "install",
+        "install Java, Maven, the Kafka jars, PostgreSQL and Prometheus",
+        install,
+        _install_arguments,
     ),
     Subcommand("token", "print a signed JWT for local use", tools.token, tools.token_arguments),
     Subcommand("topics", "list the platform's topics and message counts", tools.topics),
@@ -277,6 +287,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "audit a notification saga from its topic: timeline, gaps, status",
         tools.saga,
         tools.saga_arguments,
+    ),
+    Subcommand(
+        "trace",
+        "show one request's commands, events, sagas and dead letters from the log, as a tree",
+        trace_cli.trace_command,
+        trace_cli.trace_arguments,
     ),
     Subcommand(
         "analytics",

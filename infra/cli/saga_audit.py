@@ -121,7 +121,8 @@ def status_line(state: NotificationState) -> str:
 def timeline_line(record: Record, type_width: int = 0) -> str:
     when = record["occurred_at"].isoformat(timespec="milliseconds")
     describe = FACTS.get(record["type"])
-    facts = " ".join(f"{k}={_value(v)}" for k, v in describe(record["data"])) if describe else ""
+    pairs = describe(record["data"]) if describe else []
+    facts = " ".join(f"{k}={fact_value(v)}" for k, v in pairs)
     version = f"v{record['aggregate_version']}"
     return f"{version:<4}  {when}  {record['type']:<{type_width}}  {facts}".rstrip()
 
@@ -141,7 +142,8 @@ def _json_default(value: object) -> object:
     raise TypeError(type(value).__name__)
 
 
-def _value(value: object) -> str:
+def fact_value(value: object) -> str:
+    """`key=value` text for a fact: plain when it can be, else a JSON string."""
     if isinstance(value, bool):
         return str(value).lower()
     text = str(value)

@@ -52,6 +52,12 @@ def format_scale(counts: dict[ServiceName, int]) -> str:
     return ",".join(f"{name}={count}" for name, count in counts.items())
 
 
+def instance_name(service: str, index: int) -> str:
+    """`projector` for instance 1, `projector-n` for instance n: how the CLI, the logs and
+    Prometheus's `instance` label name it."""
+    return service if index == 1 else f"{service}-{index}"
+
+
 def instance_port(service: ServiceName, base: int, index: int) -> int:
     """The port instance `index` (from 1) of `service` is probed on; see the module docstring."""
     if service == "gateway":

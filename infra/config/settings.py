@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     projector_health_port: int = 3102
     notifier_health_port: int = 3103
     workflows_health_port: int = 3104
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the workers' /healthz, /readyz and /metrics bind; 0.0.0.0 in a"
+        " container, so that Prometheus in another one can scrape them.",
+    )
+    # Not Prometheus's own 9090: Debian's `prometheus` package starts a system service there.
+    prometheus_port: int = Field(
+        default=9190, description="Port of the Prometheus `nexus up` runs on 127.0.0.1."
+    )
     scale: Annotated[dict[ServiceName, Annotated[int, Field(ge=1, le=MAX_INSTANCES)]], NoDecode] = (
         Field(
             default_factory=dict,
@@ -279,11 +288,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _instance_ports_distinct(self) -> Settings:
         ports = [port for service in SERVICES for port in self.instance_ports(service)]
+        ports.append(self.prometheus_port)  # it scrapes them all, so it shares no port either
         clashing = sorted({port for port in ports if ports.count(port) > 1})
         if clashing or max(ports) > 65535:
             raise ValueError(
-                f"NEXUS_SCALE and the services' ports give instances the same or no port"
-                f" ({clashing or max(ports)}); see infra/config/scale.py and move a base port"
+                f"NEXUS_SCALE, the services' ports and NEXUS_PROMETHEUS_PORT give the same or no"
+                f" port ({clashing or max(ports)}); see infra/config/scale.py and move a base port"
             )
         return self
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
+from infra.config.consumers import CONSUMER_GROUPS
 from infra.config.settings import Settings
 from projections.catalog import PROJECTOR_PROJECTIONS
 from streams.kafka.config import consumer_config
+from streams.kafka.lag import committed_lag
 
 
 def _high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
@@ -15,25 +17,13 @@ def _high_watermarks(consumer: Consumer, topic: str) -> dict[int, int]:
     return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 5)[1] for p in partitions}
 
 
-# Services that commit their position to Kafka: (consumer group suffix, logical topic).
-GROUP_CONSUMERS = {
-    "command-processor": ("command-processor", "commands"),
-    "notifier": ("notifier", "notification-requests"),
-    "workflows": ("workflows", "events"),
-    "analytics": ("analytics", "analytics"),  # Faust's group is its app id
-}
-
-
 def group_lag(settings: Settings, service: str) -> int:
-    """Messages not yet taken: end offsets minus the group's committed offsets."""
-    suffix, logical = GROUP_CONSUMERS[service]
-    topic = settings.topic(logical)
-    group = f"{settings.topic_prefix}.{suffix}"
-    consumer = Consumer(consumer_config(settings, group))
+    """Messages not yet taken: end offsets minus the group's committed offsets, over every
+    topic the group reads (infra.config.consumers)."""
+    consumers = CONSUMER_GROUPS[service]
+    consumer = Consumer(consumer_config(settings, consumers.group(settings.topic_prefix)))
     try:
-        highs = _high_watermarks(consumer, topic)
-        committed = consumer.committed([TopicPartition(topic, p) for p in highs], 5)
-        return sum(highs[tp.partition] - max(tp.offset, 0) for tp in committed)
+        return sum(committed_lag(consumer, [settings.topic(t) for t in consumers.topics]).values())
     finally:
         consumer.close()
 

@@ -1,10 +1,11 @@
 """The processes `nexus up` runs, declared as data, in start order.
 
-Kafka and PostgreSQL are left out when NEXUS_KAFKA_BOOTSTRAP / NEXUS_DATABASE_URL point at
-existing infrastructure. The app services are supervised `nexus run <name> --supervise`
-processes, as many instances of each as NEXUS_SCALE asks. Instance 1 is named after its service
-(`projector`), instance n `projector-n`; each has its own pid file (`<home>/run/<name>.pid`),
-log (`<home>/logs/<name>.log`), probe port (infra/config/scale.py) and NEXUS_INSTANCE_ID (its
+Kafka, PostgreSQL and Prometheus come first; Kafka and PostgreSQL are left out when
+NEXUS_KAFKA_BOOTSTRAP / NEXUS_DATABASE_URL point at existing infrastructure. The app services
+are supervised `nexus run <name> --supervise` processes, as many instances of each as
+NEXUS_SCALE asks. Instance 1 is named after its service (`projector`), instance n
+`projector-n`; each has its own pid file (`<home>/run/<name>.pid`), log
+(`<home>/logs/<name>.log`), probe port (infra/config/scale.py) and NEXUS_INSTANCE_ID (its
 static consumer-group membership and transactional ids).
 """
 
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from infra.config.scale import SERVICE_PORT_FIELDS, SERVICES, ServiceName
+from infra.config.scale import SERVICE_PORT_FIELDS, SERVICES, ServiceName, instance_name
 from infra.config.settings import Settings
 from infra.local.child_process import answers, wait_for_probe
 from infra.local.kafka_cluster import KafkaCluster, local_kafka
 from infra.local.postgres_server import PostgresServer, find_postgres_bin
 from infra.local.processes import DetachedProcess, ProcessError, tail
+from infra.local.prometheus_config import local_config_text
+from infra.local.prometheus_server import PrometheusServer
 
 
 class ManagedService(Protocol):
@@ -125,10 +128,6 @@ def nexus_executable() -> str:
     return str(Path(sys.executable).with_name("nexus"))
 
 
-def instance_name(service: str, index: int) -> str:
-    return service if index == 1 else f"{service}-{index}"
-
-
 def app_services(settings: Settings) -> list[Service]:
     """Every instance NEXUS_SCALE asks for, service by service in start order."""
     return [
@@ -140,7 +139,7 @@ def app_services(settings: Settings) -> list[Service]:
 
 def _instance(settings: Settings, service: ServiceName, index: int) -> Service:
     port = settings.instance_port(service, index)
-    host = settings.gateway_host if service == "gateway" else "127.0.0.1"
+    host = settings.gateway_host if service == "gateway" else settings.metrics_host
     instance_id = settings.instance_id if index == 1 else f"{settings.instance_id}-{index}"
     env = {"NEXUS_INSTANCE_ID": instance_id}
     if service != "gateway":
@@ -208,13 +207,24 @@ def postgres_server(settings: Settings) -> PostgresServer:
     )
 
 
+def prometheus_server(settings: Settings) -> PrometheusServer:
+    return PrometheusServer(
+        home=settings.home / "prometheus",
+        port=settings.prometheus_port,
+        config=local_config_text(settings),
+        log_file=settings.home / "logs" / "prometheus.log",
+        pid_file=settings.home / "run" / "prometheus.pid",
+    )
+
+
 def infrastructure(settings: Settings) -> list[ManagedService]:
-    """Kafka and PostgreSQL, unless the settings point at existing ones."""
+    """Kafka and PostgreSQL, unless the settings point at existing ones, and Prometheus."""
     managed: list[ManagedService] = []
     if not settings.kafka_bootstrap:
         managed.append(kafka_server(settings))
     if not settings.database_url:
         managed.append(postgres_server(settings))
+    managed.append(prometheus_server(settings))
     return managed
 
 

@@ -111,6 +111,10 @@ class SagaEngine:
         """The sagas held in memory, read-only: changed only through the methods here."""
         return MappingProxyType(self.sagas)
 
+    def circuit_statuses(self) -> dict[str, str]:
+        """channel -> `closed`, `open` or `half_open`, for every channel attempted so far."""
+        return {channel: self.circuits.status(channel) for channel in list(self.circuits.states)}
+
     def adopt(self, sagas: Mapping[str, Saga]) -> None:
         """Take over sagas rebuilt from the log for a newly assigned partition."""
         self.sagas.update(sagas)

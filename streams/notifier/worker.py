@@ -211,6 +211,7 @@ class NotificationWorker:
         metrics.IN_FLIGHT.set(self.desk.in_flight)
         metrics.WAITING.set(len(self.desk.waiting))
         metrics.TIMERS.set(len(self.timers))
+        metrics.show_circuits(self.engine.circuit_statuses())
 
     def _outcomes(self, now: int) -> list[Work]:
         works = []

@@ -24,13 +24,13 @@ import structlog
 
 from infra.config.logging import configure_logging
 from infra.config.settings import Settings
+from streams.kafka.lag import consumer_lag
 from streams.kafka.topics import ensure_topics
 from streams.process.health import HealthServer
 from streams.process.telemetry import start_tracing
 from streams.process.watchdog import EXIT_WEDGED, Enforcer, Watchdog, exit_now
 
 log = structlog.get_logger()
-HEALTH_HOST = "127.0.0.1"
 EXIT_FAILED = 1
 CLEANUP_GRACE_S = 15.0
 
@@ -71,8 +71,9 @@ def serve(
         process = build(resources)  # bad configuration ends the process here, before ready
         watchdog = process.watchdog or watchdog_for(settings)
         watchdog.require("not ready", process.ready)
+        resources.enter_context(consumer_lag(settings, name))  # nexus_consumer_lag_messages
         if health_port is not None:
-            health = HealthServer(HEALTH_HOST, health_port, watchdog).start()
+            health = HealthServer(settings.metrics_host, health_port, watchdog).start()
             resources.callback(health.stop)
         enforcer = Enforcer(watchdog, settings.watchdog_exit_s or None)
         enforcer.start()

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from streams.process.loop_metrics import LOOPS
+
 log = structlog.get_logger()
 Clock = Callable[[], float]
 EXIT_WEDGED = 70  # EX_SOFTWARE: the supervisor restarts a process that exits with it
@@ -101,6 +103,7 @@ class Watchdog:
         self._conditions: list[tuple[str, Callable[[], bool]]] = []
         self._fatal: str | None = None
         self._keys = itertools.count()
+        LOOPS.track(self)  # its heartbeats are on /metrics while it lives
 
     def heartbeat(self, name: str) -> Heartbeat:
         """The heartbeat of loop `name`, registered now (or the one registered before)."""
@@ -162,6 +165,18 @@ class Watchdog:
                 if age is not None and age > self.bound_s:
                     problems.append(f"{heartbeat.name} has not polled for {age:.0f}s")
         return Verdict(not problems, tuple(problems))
+
+    def heartbeat_ages(self) -> dict[str, float]:
+        """Each loop's seconds since its last beat, as `liveness` judges them: 0 while the
+        loop is excused (waiting on purpose, or any catch-up running)."""
+        with self._lock:
+            catching_up = bool(self._catch_ups)
+            heartbeats = list(self._heartbeats.values())
+        ages = {}
+        for heartbeat in heartbeats:
+            age = heartbeat.age()
+            ages[heartbeat.name] = 0.0 if catching_up or age is None else max(0.0, age)
+        return ages
 
     def readiness(self) -> Verdict:
         problems = list(self.liveness().problems)

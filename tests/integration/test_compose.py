@@ -1,5 +1,6 @@
-"""compose.yml is a valid Compose file describing the same stack as `nexus up`, and
-compose.cluster.yml over it the replicated cluster of `NEXUS_KAFKA_BROKERS=3 nexus up`.
+"""compose.yml is a valid Compose file describing the same stack as `nexus up` (Prometheus,
+Grafana and Jaeger besides), and compose.cluster.yml over it the replicated cluster of
+`NEXUS_KAFKA_BROKERS=3 nexus up`.
 
 No Docker engine runs here, so this checks the file with a real Compose implementation's
 `config`; `make install` (part of `make test`) installs one when it is missing.
@@ -16,6 +17,7 @@ import yaml  # type: ignore[import-untyped]
 
 from infra.config.settings import PROJECT_ROOT, Replication
 from infra.local.processes import compose_command
+from infra.local.prometheus_config import COMPOSE_CONFIG_FILE, COMPOSE_RULES_FILE, RULES_FILE
 
 COMPOSE_FILE = PROJECT_ROOT / "compose.yml"
 CLUSTER_FILE = PROJECT_ROOT / "compose.cluster.yml"
@@ -31,6 +33,9 @@ NEXUS_SERVICES = (
     "analytics",
     "gateway",
 )
+OBSERVABILITY = ("prometheus", "grafana", "jaeger")
+VOLUMES = ["grafana-data", "kafka-data", "nexus-home", "pg-data", "prometheus-data"]
+GRAFANA = PROJECT_ROOT / "infra" / "grafana"
 
 
 def _compose(*args: str, files: tuple[Path, ...] = (COMPOSE_FILE,)) -> str:
@@ -56,8 +61,8 @@ def test_compose_declares_the_whole_stack() -> None:
     services = _compose("config", "--services").split()
     volumes = _compose("config", "--volumes").split()
 
-    assert sorted(services) == sorted(["kafka", "postgres", *NEXUS_SERVICES])
-    assert sorted(volumes) == ["kafka-data", "nexus-home", "pg-data"]
+    assert sorted(services) == sorted(["kafka", "postgres", *NEXUS_SERVICES, *OBSERVABILITY])
+    assert sorted(volumes) == VOLUMES
 
 
 def test_nexus_services_use_the_compose_infrastructure() -> None:
@@ -68,6 +73,70 @@ def test_nexus_services_use_the_compose_infrastructure() -> None:
     assert config.count("NEXUS_KAFKA_BOOTSTRAP: kafka:9092") == len(NEXUS_SERVICES)
     assert config.count("@postgres:5432/nexus") == len(NEXUS_SERVICES)
     assert "127.0.0.1:3000:3000" in config
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    """compose.yml as Compose resolves it."""
+    resolved: dict[str, Any] = yaml.safe_load(_compose("config"))
+    return resolved
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """target -> source of a service's bind mounts, in either syntax Compose prints."""
+    found = {}
+    for volume in service["volumes"]:
+        if isinstance(volume, dict):
+            found[volume["target"]] = volume["source"]
+        else:
+            source, target = volume.split(":")[:2]
+            found[target] = source
+    return found
+
+
+def test_nexus_services_are_scrapable_and_export_traces_to_jaeger(config: dict[str, Any]) -> None:
+    for name in NEXUS_SERVICES:
+        env = config["services"][name]["environment"]
+        assert env["NEXUS_METRICS_HOST"] == "0.0.0.0", name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
+    jaeger = config["services"]["jaeger"]
+    # Compose v1 prints `127.0.0.1:4318:4318/tcp`, v2 {target: 4318, ...}.
+    published = {
+        str(port["target"]) if isinstance(port, dict) else port.split(":")[-1].split("/")[0]
+        for port in jaeger["ports"]
+    }
+    assert published == {"4317", "4318", "16686"}
+
+
+def test_prometheus_scrapes_each_service_on_its_port_with_the_rules(config: dict[str, Any]) -> None:
+    services = config["services"]
+    mounts = _mounts(services["prometheus"])
+
+    assert Path(mounts["/etc/prometheus/prometheus.yml"]) == COMPOSE_CONFIG_FILE
+    assert Path(mounts[COMPOSE_RULES_FILE]) == RULES_FILE
+    scraped = yaml.safe_load(COMPOSE_CONFIG_FILE.read_text())["scrape_configs"]
+    for job in scraped:
+        [target] = job["static_configs"][0]["targets"]
+        host, port = target.split(":")
+        env = services[host]["environment"].items()
+        serving = {str(v) for k, v in env if k.endswith(("_HEALTH_PORT", "_GATEWAY_PORT"))}
+        assert serving == {port}, job["job_name"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_every_dashboard(
+    config: dict[str, Any],
+) -> None:
+    mounts = _mounts(config["services"]["grafana"])
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/nexus.yml").read_text())
+    datasource = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+
+    assert Path(mounts["/etc/grafana/provisioning"]) == GRAFANA / "provisioning"
+    [folder] = [
+        target for target, source in mounts.items() if Path(source) == GRAFANA / "dashboards"
+    ]
+    assert provider["providers"][0]["options"]["path"] == folder
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    assert len(list((GRAFANA / "dashboards").glob("*.json"))) == 5
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +154,10 @@ def _volume_source(volume: str | dict[str, str]) -> str:
 def test_the_cluster_override_adds_two_nodes_and_their_volumes(
     cluster_config: dict[str, Any],
 ) -> None:
-    assert sorted(cluster_config["services"]) == sorted(["postgres", *KAFKA_NODES, *NEXUS_SERVICES])
-    assert sorted(cluster_config["volumes"]) == [
-        "kafka-2-data", "kafka-3-data", "kafka-data", "nexus-home", "pg-data",
-    ]  # fmt: skip
+    assert sorted(cluster_config["services"]) == sorted(
+        ["postgres", *KAFKA_NODES, *NEXUS_SERVICES, *OBSERVABILITY]
+    )
+    assert sorted(cluster_config["volumes"]) == sorted(["kafka-2-data", "kafka-3-data", *VOLUMES])
     services = cluster_config["services"]
     sources = [_volume_source(services[node]["volumes"][0]) for node in KAFKA_NODES]
     assert sources == ["kafka-data", "kafka-2-data", "kafka-3-data"]

@@ -193,9 +193,10 @@ def test_services_leave_out_external_infrastructure(tmp_path: Path) -> None:
     assert [s.name for s in all_services(local)] == [
         "kafka",
         "postgres",
+        "prometheus",
         *APP_SERVICES,
     ]
-    assert [s.name for s in all_services(external)] == list(APP_SERVICES)
+    assert [s.name for s in all_services(external)] == ["prometheus", *APP_SERVICES]
 
 
 def test_each_instance_has_its_own_name_pid_file_log_port_and_instance_id(
@@ -242,6 +243,7 @@ def test_status_lists_every_service_as_down(
     assert {line.split()[0]: line.split()[1] for line in lines[1:]} == {
         "kafka": "down",
         "postgres": "down",
+        "prometheus": "down",
         **{name: "down" for name in APP_SERVICES},
     }
 

@@ -98,7 +98,7 @@ def test_sigkill_mid_stream_then_restart_applies_everything_once(
         rows = conn.execute("SELECT name, version, count(*) FROM public.users GROUP BY 1, 2")
         assert rows.fetchall() == [(f"n{rounds - 1}", rounds + 1, users)]
     assert 'nexus_projection_events_applied_total{projection="users"}' in metrics(projector_process)
-    caught_up = 'nexus_projection_lag{projection="users"} 0.0'
+    caught_up = 'nexus_projection_lag_messages{projection="users"} 0.0'
     wait_until(lambda: caught_up in metrics(projector_process), timeout=5, what="lag 0")
     assert projector_process.signal(signal.SIGTERM) == 0
 

@@ -19,7 +19,7 @@ from stack import NEXUS
 
 from infra.config.scale import SERVICES
 from infra.config.settings import Settings
-from infra.local.processes import command_line, is_alive
+from infra.local.processes import command_line, free_port, is_alive
 
 SCALE = ",".join(f"{service}=2" for service in SERVICES)
 INSTANCES = [name for service in SERVICES for name in (service, f"{service}-2")]
@@ -44,7 +44,7 @@ def instance_ports() -> dict[str, str]:
             break
     fields = ["COMMAND_PROCESSOR", "PROJECTOR", "NOTIFIER", "WORKFLOWS", "ANALYTICS"]
     env = {f"NEXUS_{field}_HEALTH_PORT": str(base + k) for k, field in enumerate(fields, 1)}
-    return {**env, "NEXUS_GATEWAY_PORT": str(base)}
+    return {**env, "NEXUS_GATEWAY_PORT": str(base), "NEXUS_PROMETHEUS_PORT": str(free_port())}
 
 
 def nexus(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -97,13 +97,13 @@ def test_up_runs_two_of_everything_that_heal_and_down_stops_them_all(
     up = nexus(stack_env, "up", timeout=400)
     assert up.returncode == 0, up.stdout + up.stderr
     code, rows = status_rows(stack_env)
-    assert list(rows) == ["kafka", "postgres", *INSTANCES]  # the first two external
+    assert list(rows) == ["kafka", "postgres", "prometheus", *INSTANCES]  # the first two external
     assert code == 0, rows
     pids = {name: pid for name, (_, pid) in rows.items() if pid is not None}
     for name in INSTANCES:  # the service's own pid, not its supervisor's
         service = name.removesuffix("-2")
         assert command_line(pids[name])[-2:] == ["run", service], name
-    assert len(set(pids.values())) == len(INSTANCES)
+    assert len({pids[name] for name in INSTANCES}) == len(INSTANCES)
     supervisors = [int(p.read_text()) for p in Path(stack_env["NEXUS_HOME"], "run").glob("*.pid")]
 
     os.kill(pids["command-processor-2"], signal.SIGKILL)
@@ -119,7 +119,7 @@ def test_up_runs_two_of_everything_that_heal_and_down_stops_them_all(
     again = nexus(fewer, "up", timeout=400)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "notifier-2         stopped (beyond NEXUS_SCALE)" in again.stdout
-    assert again.stdout.count("already running") == len(INSTANCES) - 1
+    assert again.stdout.count("already running") == len(INSTANCES)  # Prometheus, less one
     assert "notifier-2" not in status_rows(fewer)[1]
 
     down = nexus(stack_env, "down", timeout=180)

@@ -25,6 +25,8 @@ from gateway.rate_limits import ConcurrencyCap, RateLimiter, RateLimits, TokenSu
 from gateway.rate_policies import (
     ROUTE_RULES,
     ROUTES,
+    TRACE_READS,
+    TRACE_READS_AT_ONCE,
     concurrency_policy_field,
     limit_field,
     policies,
@@ -54,6 +56,7 @@ def settings(**limits: Any) -> Settings:
         ("GET", "/api/v1/users/u-1", "queries"),
         ("GET", "/api/v1/notifications/n-1", "queries"),
         ("GET", "/api/v1/analytics/stream", "streams"),
+        ("GET", "/api/v1/traces/c-1", "queries"),
         ("GET", "/api/v1/no-such-route", "queries"),
         ("POST", "/api/v1/no-such-route", "commands"),
     ],
@@ -140,6 +143,11 @@ def test_a_concurrency_cap_counts_per_caller_and_frees_on_exit() -> None:
         assert refused.value.status == 429 and refused.value.code == "too-many-concurrent"
         assert refused.value.headers["RateLimit"] == '"open-streams";r=0'
     assert cap.held == {}
+
+
+def test_a_trace_holds_one_of_the_few_trace_reads_a_caller_may_run_at_once() -> None:
+    assert ROUTES.rule("GET", "/api/v1/traces/c-1").holds == TRACE_READS
+    assert RateLimiter(settings(), verifier()).caps[TRACE_READS].most == TRACE_READS_AT_ONCE
 
 
 def test_limits_memory_storage_still_has_the_hook_swept_memory_storage_overrides() -> None:

@@ -67,3 +67,10 @@ def test_instance_ports_that_collide_are_refused() -> None:
         Settings(scale="command-processor=2", projector_health_port=3111)
     with pytest.raises(ValidationError, match=r"the same or no port \(65541\)"):
         Settings(scale="analytics=2", analytics_health_port=65531)
+
+
+def test_prometheus_shares_no_port_with_an_instance() -> None:
+    with pytest.raises(ValidationError, match="NEXUS_PROMETHEUS_PORT give the same"):
+        Settings(prometheus_port=3112, scale="projector=2")
+
+    assert Settings(prometheus_port=3112).prometheus_port == 3112  # one projector: 3102 only

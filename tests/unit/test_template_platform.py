@@ -112,7 +112,7 @@ def test_links_the_workflows_build_from_the_app_url_pass(renderer: TemplateRende
     [
         APP_URL,
         f"{APP_URL}/",
-        f"{APP_URL}/ops/anomalies?window=5m#top",
+        f"{APP_URL}/dashboard?granularity=hour#anomalies",
         "HTTPS://NEXUS.example.com/w/1",
         "https://nexus.example.com:443/w/1",
         "https://nexus.example.com./w/1",

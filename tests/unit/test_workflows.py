@@ -338,7 +338,7 @@ def test_an_anomaly_alerts_the_ops_user(lookups: FakeLookups) -> None:
                     "detected_at": "2025-01-01T12:00:00.000Z",
                 },
                 "severity": "critical",
-                "dashboard_url": "https://nexus.example.com/ops/anomalies",
+                "dashboard_url": "https://nexus.example.com/dashboard#anomalies",
             },
         )
     ]
