@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from opentelemetry.trace import SpanKind
 
 from streams.kafka.renewing import RenewingProducer
-from streams.kafka.tracing import headers_out, tracer
+from streams.kafka.tracing import headers_out, recording, tracer
 
 
 class LogUnavailable(Exception):
@@ -34,6 +34,8 @@ class AsyncProducer:
             self._producer.poll(0.05)
 
     async def send(self, topic: str, value: bytes, key: str | bytes | None = None) -> Message:
+        if not recording():
+            return await self._send(topic, value, key)
         with tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER):
             return await self._send(topic, value, key)
 
@@ -56,6 +58,8 @@ class AsyncProducer:
         self, topic: str, messages: list[tuple[str | bytes | None, bytes]]
     ) -> list[Message]:
         """Send a batch; one future for all of it keeps per-message overhead low."""
+        if not recording():
+            return await self._send_many(topic, messages, headers_out())
         with tracer.start_as_current_span(f"{topic} publish", kind=SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.batch.message_count", len(messages))
             return await self._send_many(topic, messages, headers_out())

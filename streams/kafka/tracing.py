@@ -7,9 +7,9 @@ one, and this process's name. Consumers continue a record's trace with `record_s
 folded at once, `batch_span`: one span linked to every record's context, plus a short
 child span in each record's own trace so that a request's trace reaches the read model.
 
-With no tracer provider installed (no OTLP endpoint: see streams.process.telemetry) the
-OpenTelemetry API hands out invalid non-recording spans: records then carry no context,
-only their writer, and a span costs a function call.
+Until `record_spans()` is called (streams.process.telemetry does when it installs a tracer
+provider) none of this touches OpenTelemetry: records carry only their writer, and the
+helpers yield the API's invalid span, so that tracing off costs next to nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
 
 WRITER_HEADER = "nexus-writer"
 TRACE_FIELDS = frozenset({"traceparent", "tracestate"})
@@ -28,6 +28,16 @@ Headers = Sequence[tuple[str, bytes | None]] | None
 
 tracer = trace.get_tracer("nexus")
 _writer: list[tuple[str, bytes]] = []
+_recording = False
+
+
+def record_spans() -> None:
+    global _recording
+    _recording = True
+
+
+def recording() -> bool:
+    return _recording
 
 
 def name_writer(name: str) -> None:
@@ -37,6 +47,8 @@ def name_writer(name: str) -> None:
 
 def headers_out() -> list[tuple[str, bytes]]:
     """The headers for a record written now: the current trace context and the writer."""
+    if not _recording:
+        return _writer
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return [(key, value.encode()) for key, value in carrier.items()] + _writer
@@ -72,6 +84,9 @@ def writer_of(headers: Headers) -> str | None:
 @contextmanager
 def record_span(name: str, headers: Headers, kind: SpanKind = SpanKind.CONSUMER) -> Iterator[Span]:
     """A span for work on one record, in the record's trace (a new trace if it has none)."""
+    if not _recording:
+        yield INVALID_SPAN
+        return
     with tracer.start_as_current_span(name, context=context_in(headers), kind=kind) as span:
         yield span
 
@@ -80,6 +95,9 @@ def record_span(name: str, headers: Headers, kind: SpanKind = SpanKind.CONSUMER)
 def batch_span(name: str, batch: Iterable[Headers]) -> Iterator[Span]:
     """A span for a batch, linked to its records' contexts rather than given one as a parent;
     each record with a context gets a child span there, linked back, ending with the batch."""
+    if not _recording:
+        yield INVALID_SPAN
+        return
     contexts = [context for headers in batch if (context := context_in(headers)) is not None]
     links = [Link(trace.get_current_span(c).get_span_context()) for c in contexts[:MAX_LINKS]]
     with tracer.start_as_current_span(name, links=links, kind=SpanKind.CONSUMER) as span:

@@ -2,8 +2,8 @@
 variables ask for it (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
 unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none).
 
-Otherwise no tracer provider is installed: no exporter thread runs and spans are the
-API's no-op ones (streams.kafka.tracing).
+Otherwise no tracer provider is installed, no exporter thread runs and the Kafka tracing
+helpers do nothing (streams.kafka.tracing).
 The exporter reads its own settings (headers, timeout, compression) from the same
 standard variables; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override the names
 given here.
@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from streams.kafka.tracing import name_writer
+from streams.kafka.tracing import name_writer, record_spans
 
 ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -47,6 +47,7 @@ def start_tracing(service: str, instance: str) -> Callable[[], None]:
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    record_spans()
     return provider.shutdown
 
 

@@ -71,15 +71,21 @@ def spans_named(spans: Spans, trace_id: str, wanted: dict[str, set[str]]) -> Non
         time.sleep(0.1)
 
 
-def test_one_command_is_one_trace_from_gateway_to_read_model(
-    stack: Settings, receiver: tuple[Spans, str]
-) -> None:
+def registered_in_a_trace(stack: Settings) -> str:
+    """Registers a user in a trace the client starts; returns the trace id."""
     trace_id, parent = traceparent()
     with api_client(stack, "ops", ["users:write", "users:admin"]) as api:
         body = {"email": f"{trace_id[:8]}@example.com", "name": "Traced"}
         headers = {"traceparent": parent, "Prefer": "wait=15"}
         created = api.post("/api/v1/users", json=body, headers=headers)
     assert created.status_code == 201, created.text
+    return trace_id
+
+
+def test_one_command_is_one_trace_from_gateway_to_read_model(
+    stack: Settings, receiver: tuple[Spans, str]
+) -> None:
+    trace_id = registered_in_a_trace(stack)
     wanted = {
         "gateway": {"POST /api/v1/users", f"{stack.topic('commands')} publish"},
         "command-processor": {"decide command"},
@@ -91,10 +97,7 @@ def test_one_command_is_one_trace_from_gateway_to_read_model(
 def test_a_batch_span_links_the_records_it_folded(
     stack: Settings, receiver: tuple[Spans, str]
 ) -> None:
-    trace_id, parent = traceparent()
-    with api_client(stack, "ops", ["users:write", "users:admin"]) as api:
-        body = {"email": f"{trace_id[:8]}@example.com", "name": "Linked"}
-        api.post("/api/v1/users", json=body, headers={"traceparent": parent, "Prefer": "wait=15"})
+    trace_id = registered_in_a_trace(stack)
 
     def batch_spans() -> list[str]:
         return [
