@@ -24,11 +24,14 @@ from gateway.analytics import analytics_routes
 from gateway.auth import TokenVerifier
 from gateway.commands import command_routes
 from gateway.dispatch import CommandDispatcher
+from gateway.events import event_routes
 from gateway.ingest import ingest_routes
 from gateway.middleware import DefaultHeaders, RequestContext
 from gateway.notifications import REPLAYED, notification_routes
+from gateway.openapi.pages import docs_routes
 from gateway.outcomes import OutcomeListener
 from gateway.problems import Problem, problem_response
+from gateway.publishing import EventPublisher
 from gateway.queries import query_routes
 from gateway.rate_limits import RateLimiter, RateLimits
 from gateway.services import Services
@@ -88,6 +91,7 @@ async def start_services(settings: Settings) -> Services:
         notification_templates=frozenset(TemplateRenderer(settings.templates_dir).requestable()),
         ingestor=Ingestor(settings, producer, codec, load_plan(settings.analytics_file)),
         rate_limits=RateLimiter(settings, verifier),
+        event_publisher=EventPublisher(producer, codec, pool, settings.topic("events")),
     )
 
 
@@ -198,8 +202,10 @@ def create_app(settings: Settings) -> Starlette:
         *query_routes(),
         *notification_routes(),
         *ingest_routes(),
+        *event_routes(),
         *analytics_routes(),
         *trace_routes(),
+        *docs_routes(),
     ]
     return Starlette(
         routes=routes,

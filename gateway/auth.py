@@ -33,9 +33,12 @@ DEFAULT_SCOPES = (
 )
 NOTIFY_ANYONE, READ_SAGAS = "notifications:send", "sagas:read"
 READ_TRACES = "ops:read"  # a request's causal chain from the log, whoever's it is
+PUBLISH_EVENTS = "events:publish"  # services writing domain events of their own over HTTP
 # Act on what belongs to others; `nexus token --scope` grants them, never by default.
 # What each allows is the README's scope table (tests/unit/test_scopes_documented.py).
-OPERATOR_SCOPES = (USERS_ADMIN, WORKSPACES_ADMIN, NOTIFY_ANYONE, READ_SAGAS, INGEST, READ_TRACES)
+OPERATOR_SCOPES = (
+    USERS_ADMIN, WORKSPACES_ADMIN, NOTIFY_ANYONE, READ_SAGAS, INGEST, READ_TRACES, PUBLISH_EVENTS,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from starlette.routing import Route
 from aggregates.actor import USERS_ADMIN
 from gateway.auth import Principal
 from gateway.body import command_data, read_json
+from gateway.consistency import outcome_visible
 from gateway.dispatch import checked_id, command_record, expected_version, requested_wait
 from gateway.outcomes import Outcome
 from gateway.problems import Problem
@@ -39,6 +41,7 @@ class CommandRoute:
     body_id: str | None = None  # body field that may carry a client-chosen id on create
     path_data: tuple[str, ...] = ()  # path parameters that are also command data
     body_optional: bool = False
+    caller_default: str | None = None  # data field that defaults to the caller's id
 
     @property
     def scope(self) -> str:
@@ -55,7 +58,12 @@ COMMAND_ROUTES = (
         "/api/v1/users/{id}/deactivate", "POST", "DeactivateUser", "user", "id", body_optional=True
     ),
     CommandRoute(
-        "/api/v1/workspaces", "POST", "CreateWorkspace", "workspace", body_id="workspace_id"
+        "/api/v1/workspaces",
+        "POST",
+        "CreateWorkspace",
+        "workspace",
+        body_id="workspace_id",
+        caller_default="owner_id",
     ),
     CommandRoute("/api/v1/workspaces/{id}", "PATCH", "RenameWorkspace", "workspace", "id"),
     CommandRoute(
@@ -101,7 +109,13 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
             correlation_id=request.state.correlation_id,
         )
         wait = requested_wait(request.headers.get("prefer"))
+        deadline = time.monotonic() + (wait or 0.0)
         outcome = await services.dispatcher.dispatch(record, wait)
+        # A 200/201 promises the next request sees the change: until the read models
+        # have it, the command counts as pending, as when its outcome came too late.
+        events = services.settings.topic("events")
+        if outcome and not await outcome_visible(services.pool, events, outcome, deadline):
+            outcome = None
         return _answer(spec, record, outcome, wait)
 
     handle.__name__ = spec.command  # names the route in metrics and logs
@@ -115,8 +129,8 @@ def _aggregate_id(
         body = dict(body)
         for name in spec.path_data:
             body[name] = request.path_params[name]
-        if spec.command == "CreateWorkspace":
-            body.setdefault("owner_id", principal.subject)
+        if spec.caller_default is not None:
+            body.setdefault(spec.caller_default, principal.subject)
     if spec.id_param is not None:
         return checked_id(request.path_params[spec.id_param], f"path:{spec.id_param}"), body
     chosen = body.pop(spec.body_id, None) if isinstance(body, dict) and spec.body_id else None

@@ -3,7 +3,8 @@
 A request is answered 202 once Kafka has it on the notification-requests topic; the saga
 worker takes it from there. Reads come from the notifications projection and the ledger.
 A token with `notifications:write` (or `notifications:read`) acts for its own subject only;
-`notifications:send` (or `sagas:read`, for reading) acts for anyone.
+`notifications:send` (or `sagas:read`, for reading) acts for anyone. A request's data must
+hold what its template needs (gateway.notification_data), or it is refused at once with 422.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aggregates.channels import CHANNELS
 from gateway.auth import NOTIFY_ANYONE, READ_SAGAS, Principal
 from gateway.body import read_json
 from gateway.input_bounds import query_limit
+from gateway.notification_data import data_errors
 from gateway.problems import Problem
 from gateway.services import Services
 from infra.config.clock import utcnow
@@ -53,7 +55,8 @@ def notification_body(body: Any, templates: frozenset[str]) -> NotificationBody:
     """The body, checked field by field; 422 naming every bad field by JSON pointer."""
     if not isinstance(body, dict):
         raise _invalid([("/", "must be an object")])
-    errors = [(f"/{_escape(k)}", "unknown field") for k in body if k not in CHECKS]
+    body, errors = _unaliased(body)
+    errors += [(f"/{_escape(k)}", "unknown field") for k in body if k not in CHECKS]
     errors += [(f"/{k}", "is required") for k in REQUIRED if k not in body]
     errors += [
         (f"/{name}{suffix}", detail)
@@ -123,6 +126,17 @@ CHECKS = {
 REQUIRED = ("user_id", "template", "data")
 
 
+# The vision's camelCase (`sendNotification({userId, template, data})`), taken as written.
+ALIASES = {"userId": "user_id"}
+
+
+def _unaliased(body: dict[str, Any]) -> tuple[dict[str, Any], FieldErrors]:
+    """The body with aliases renamed; naming a field twice is an error at the alias."""
+    renamed = {ALIASES.get(k, k): v for k, v in body.items()}
+    twice = [a for a, name in ALIASES.items() if a in body and name in body]
+    return renamed, [(f"/{a}", f"names the same field as /{ALIASES[a]}") for a in twice]
+
+
 def _escape(name: Any) -> str:
     """A JSON-pointer reference token (RFC 6901)."""
     return str(name).replace("~", "~0").replace("/", "~1")
@@ -148,6 +162,9 @@ async def submit_notification(request: Request) -> Response:
     ):
         detail = f"template {wanted.template} is critical (it overrides opt-outs and quiet hours)"
         raise Problem(403, "insufficient-scope", f"{detail}: requesting it needs the scope {SEND}")
+    settings = services.settings
+    if errors := data_errors(settings, wanted.template, wanted.channels, wanted.data):
+        raise _invalid(errors)
     notification = submission(
         user_id=wanted.user_id,
         template=wanted.template,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
@@ -13,14 +12,13 @@ from starlette.routing import Route
 
 from gateway import visibility
 from gateway.auth import Principal
+from gateway.consistency import Position, reached
 from gateway.input_bounds import query_limit
+from gateway.log_positions import names_event
 from gateway.problems import Problem
 from gateway.rate_policies import AFTER_WAITS
 from gateway.services import Services
 from projections import queries
-
-_POSITION = re.compile(r"([0-9]{1,9})-([0-9]{1,18})\Z")  # ASCII, bounded: int() cannot fail
-POLL_SECONDS = 0.01
 
 
 async def get_user(request: Request) -> Response:
@@ -90,27 +88,29 @@ async def _after(request: Request, services: Services, projections: list[str]) -
     after = request.query_params.get("after")
     if after is None:
         return
-    match = _POSITION.match(after)
-    if match is None:
+    position = Position.parse(after)
+    if position is None:
         raise Problem(400, "invalid-position", "after must be a position such as 3-1542")
-    partition, offset = int(match.group(1)), int(match.group(2))
     topic = services.settings.topic("events")
     deadline = time.monotonic() + services.settings.read_your_writes_timeout_s
     # Each wait polls the database for seconds: a caller may hold only a few at once (429).
     with services.rate_limits.concurrent(request, AFTER_WAITS):
-        while True:
-            remaining = max(deadline - time.monotonic(), 0.1)
-            async with services.pool.connection(timeout=remaining) as conn:
-                if await queries.caught_up(conn, projections, topic, partition, offset):
-                    return
-            if time.monotonic() > deadline:
-                raise Problem(
-                    503,
-                    "projection-lagging",
-                    f"projections have not reached {after} yet",
-                    headers={"Retry-After": "1"},
-                )
-            await asyncio.sleep(POLL_SECONDS)
+        if not await reached(services.pool, topic, position, projections, deadline):
+            await _never_reached(services, topic, position, after)
+            raise Problem(
+                503,
+                "projection-lagging",
+                f"projections have not reached {after} yet",
+                headers={"Retry-After": "1"},
+            )
+
+
+async def _never_reached(services: Services, topic: str, at: Position, after: str) -> None:
+    """400 for a position that names no event: waiting longer would not help."""
+    exists = await asyncio.to_thread(names_event, services.settings, topic, at.partition, at.offset)
+    if exists is False:
+        detail = f"no event is at {after}: give the position a command's answer carried"
+        raise Problem(400, "position-not-in-log", detail)
 
 
 def _limit(raw: str | None) -> int:

@@ -21,11 +21,11 @@ from gateway.commands import COMMAND_ROUTES
 from infra.config.settings import Settings
 
 API_PREFIX = "/api/v1/"
-COMMANDS, NOTIFICATIONS, INGEST, QUERIES, STREAMS = (
-    "commands", "notifications", "ingest", "queries", "streams",
+COMMANDS, NOTIFICATIONS, INGEST, EVENTS, QUERIES, STREAMS = (
+    "commands", "notifications", "ingest", "events", "queries", "streams",
 )  # fmt: skip
 ANONYMOUS = "anonymous"
-CLASSES = (COMMANDS, NOTIFICATIONS, INGEST, QUERIES, STREAMS)
+CLASSES = (COMMANDS, NOTIFICATIONS, INGEST, EVENTS, QUERIES, STREAMS)
 AFTER_WAITS, OPEN_STREAMS = "after-waits", "open-streams"  # the concurrency caps
 # A trace reads the whole log on a worker thread (gateway/traces.py); an operator needs
 # one at a time, so a small fixed cap keeps a retrying script from filling the thread pool.
@@ -47,6 +47,7 @@ ROUTE_RULES = (
     RouteRule("POST", "/api/v1/notifications", NOTIFICATIONS),
     RouteRule("POST", "/api/v1/ingest/event", INGEST),
     RouteRule("POST", "/api/v1/ingest/batch", INGEST),
+    RouteRule("POST", "/api/v1/events", EVENTS),  # counted in events, as ingest is
     RouteRule("GET", "/api/v1/analytics/stream", STREAMS, query_token=True, holds=OPEN_STREAMS),
     RouteRule("GET", "/api/v1/traces/{id}", QUERIES, holds=TRACE_READS),
 )

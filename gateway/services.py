@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from gateway.auth import TokenVerifier
 from gateway.dispatch import CommandDispatcher
 from gateway.outcomes import OutcomeListener
+from gateway.publishing import EventPublisher
 from infra.config.settings import Settings
 from schemas.registry import SchemaRegistry
 from streams.ingest import Ingestor
@@ -33,3 +34,4 @@ class Services:
     notification_templates: frozenset[str]  # names of the templates under templates_dir
     ingestor: Ingestor  # analytics ingestion, with the tracking plan read at start
     rate_limits: RateLimiter
+    event_publisher: EventPublisher  # POST /api/v1/events

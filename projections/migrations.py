@@ -1,5 +1,5 @@
 """Creates the projection registry, version 1 of every projection and the public views,
-and the notification delivery ledger.
+the notification delivery ledger and the gateway's table of published event ids.
 
 Idempotent and safe to run from several processes at once: everything happens in one
 transaction under an advisory lock. Views that exist are left alone, because repointing
@@ -15,6 +15,7 @@ from psycopg import Connection
 from projections import store, versions
 from projections.catalog import PROJECTIONS
 from projections.model import Projection
+from projections.published_events import ensure_published_events
 from sagas.adapters.postgres_ledger import ensure_ledger
 
 
@@ -25,8 +26,9 @@ def migrate(database_url: str) -> None:
         created = [_ensure_live_version(conn, p) for p in PROJECTIONS.values()]
         if any(created) or not versions.views_exist(conn, ["projection_checkpoints"]):
             versions.refresh_checkpoint_view(conn)
-        # Not a projection, but the gateway reads it before any worker may have run.
+        # Not projections, but the gateway uses them before any worker may have run.
         ensure_ledger(conn)
+        ensure_published_events(conn)
 
 
 def _ensure_live_version(conn: Connection[Any], projection: Projection) -> bool:

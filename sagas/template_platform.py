@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+PLATFORM_ROOT = "app"  # the one template variable settings fill in, whatever the data says
+PLATFORM_VARIABLES = frozenset({PLATFORM_ROOT})
 
 
 class ForeignLink:
@@ -51,7 +53,7 @@ class PlatformContext:
     url: str
 
     def variables(self) -> dict[str, Any]:
-        return {"app": {"name": self.name, "url": self.url}}
+        return {PLATFORM_ROOT: {"name": self.name, "url": self.url}}
 
     def owns(self, link: object) -> bool:
         """Whether `link` is a URL on this platform: its origin, at or under its path."""

@@ -1,6 +1,8 @@
 """Checks one ingested analytics item against the tracking plan and builds its Avro record.
 
-An item is `{"type", "user_id"?, "timestamp", "data"?, "id"?}`. Types with a schema under
+An item is `{"type", "user_id"?, "anonymous_id"?, "timestamp"?, "data"?, "id"?}`, with the
+aliases of schemas.tracking_aliases (`event`, `userId`, `anonymousId`); a missing timestamp
+is the receipt time, and the record says so (`timestamp_defaulted`). Types with a schema under
 schemas/tracking/ have their `data` checked field by field; other types go into
 `analytics.generic` (scalar properties only) or are refused, as the plan says.
 Pure: the server clock (`now`) and a fresh event id arrive as arguments. Errors are
@@ -17,11 +19,12 @@ from typing import Any, NamedTuple
 from schemas.json_input import InvalidInput, from_json
 from schemas.registry import SchemaRegistry, default_registry
 from schemas.timestamps import epoch_ms, from_epoch_ms
+from schemas.tracking_aliases import as_sent, unaliased
 from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan
 
 MAX_TYPE, MAX_USER_ID, MAX_ID = 100, 200, 128
 INGEST = "analytics:ingest"  # the scope of servers that ingest for many users
-ITEM_FIELDS = ("id", "type", "user_id", "timestamp", "data")
+ITEM_FIELDS = ("id", "type", "user_id", "anonymous_id", "timestamp", "data")  # + ALIASES
 _DAY_MS = 86_400_000
 _LONG = 2**63
 TIMESTAMP_FORMS = "an ISO-8601 date-time with a timezone or epoch milliseconds (an integer)"
@@ -46,8 +49,9 @@ class TrackedEvent:
 
     @property
     def key(self) -> str:
-        """The Kafka key: a user's events stay in order on one partition."""
-        key: str = self.record["user_id"] or self.record["event_id"]
+        """The Kafka key: a user's (or an anonymous visitor's) events stay in order on one
+        partition."""
+        key: str = self.record["user_id"] or self.record["anonymous_id"] or self.record["event_id"]
         return key
 
 
@@ -80,25 +84,31 @@ class TrackingValidator:
         """
         if not isinstance(item, dict):
             return [ItemError("", "must be an object")]
-        errors = [ItemError(f"/{escape(k)}", "unknown field") for k in item if k not in ITEM_FIELDS]
-        errors += _text(item, "id", MAX_ID, required=False)
-        errors += _text(item, "type", MAX_TYPE, required=True)
-        errors += _text(item, "user_id", MAX_USER_ID, required=False)
+        item, sent_as, twice = unaliased(item)
+        errors = [ItemError(at, "names a field also given by its other name") for at in twice]
+        errors += _field_errors(item)
         user_id = item.get("user_id") or only_for
         if only_for is not None and user_id != only_for:
             errors.append(ItemError("/user_id", f"naming another user needs the scope {INGEST}"))
-        timestamp, timestamp_errors = self._timestamp(item.get("timestamp"), now)
+        received = received_at or now
+        # No timestamp: the receipt time, as Segment, PostHog and Mixpanel do, flagged as such.
+        defaulted = item.get("timestamp") is None
+        timestamp, timestamp_errors = (
+            (received, []) if defaulted else self._timestamp(item["timestamp"], now)
+        )
         errors += timestamp_errors
         schema, data, data_errors = self._data(item)
         errors += data_errors + _unencodable(item, "")
         if errors or timestamp is None:
-            return errors
+            return [e._replace(pointer=as_sent(e.pointer, sent_as)) for e in errors]
         record = {
             "event_id": item.get("id") or event_id,
             "type": item["type"],
             "user_id": user_id,
+            "anonymous_id": item.get("anonymous_id"),
             "timestamp": timestamp,
-            "received_at": received_at or now,
+            "timestamp_defaulted": defaulted,
+            "received_at": received,
             "source": source,
             "data": data,
         }
@@ -159,6 +169,15 @@ def _data_schema(registry: SchemaRegistry, name: str) -> Any:
     return next(f["type"] for f in fields if f["name"] == "data")
 
 
+def _field_errors(item: dict[str, Any]) -> list[ItemError]:
+    """Unknown fields, and the plain ones of the wrong kind or length."""
+    errors = [ItemError(f"/{escape(k)}", "unknown field") for k in item if k not in ITEM_FIELDS]
+    errors += _text(item, "id", MAX_ID, required=False)
+    errors += _text(item, "type", MAX_TYPE, required=True)
+    errors += _text(item, "user_id", MAX_USER_ID, required=False)
+    return errors + _text(item, "anonymous_id", MAX_USER_ID, required=False)
+
+
 def _text(item: dict[str, Any], name: str, longest: int, *, required: bool) -> list[ItemError]:
     value = item.get(name)
     if value is None:
@@ -170,8 +189,6 @@ def _text(item: dict[str, Any], name: str, longest: int, *, required: bool) -> l
 
 
 def _epoch_ms(value: Any) -> tuple[int | None, list[ItemError]]:
-    if value is None:
-        return None, [ItemError("/timestamp", "is required")]
     if isinstance(value, int) and not isinstance(value, bool):
         return value, []
     if isinstance(value, datetime):  # from Python callers (the EventBus), never from JSON

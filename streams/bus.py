@@ -1,25 +1,28 @@
 """The Python API for services: publish domain events, subscribe to them by pattern.
 
 `user` and `workspace` events are written only by the command processor, their single
-writer; services send commands for those and publish events of their own aggregates.
+writer, and the sagas' by the notifier (sagas.event_owners); services send commands for
+those and publish events of their own aggregates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import inspect
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, Message
 
-from aggregates.registry import DECIDERS
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
+from sagas.event_owners import owner_of
 from schemas.codec import AvroCodec, DecodeError
 from schemas.tracking_plan import load_plan
 from streams.ingest import Ingestor, IngestResult
@@ -31,11 +34,13 @@ from streams.kafka.topics import Topics
 
 log = structlog.get_logger()
 Record = dict[str, Any]
-Handler = Callable[[Record], None]
+# A handler is a plain function, or a coroutine function the subscriber awaits.
+Handler = Callable[[Record], None | Awaitable[None]]
+H = TypeVar("H", bound=Handler)
 
 
 class OwnedByCommandSide(ValueError):
-    """Events of decided aggregates come only from their command processor."""
+    """Events of decided aggregates (and of the sagas) come only from their own processes."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,13 @@ class NewEvent:
 
 
 class EventBus:
-    def __init__(self, settings: Settings, *, codec: AvroCodec | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, codec: AvroCodec | None = None, writer: str | None = None
+    ) -> None:
+        """`writer` is the platform process this bus publishes for (sagas.event_owners), which
+        may then write its own types; services leave it out."""
         self.codec = codec or AvroCodec()
+        self._writer = writer
         self.topics = Topics.from_settings(settings)
         self._producer = AsyncProducer(producer_config(settings))
         self._settings = settings
@@ -92,8 +102,8 @@ class EventBus:
 
     def _record(self, event: NewEvent) -> Record:
         aggregate_type = event.type.split(".", 1)[0]
-        if aggregate_type in DECIDERS:
-            raise OwnedByCommandSide(f"{event.type} events are written by the command processor")
+        if (owner := owner_of(event.type)) not in (None, self._writer):
+            raise OwnedByCommandSide(f"{event.type} events are written only by {owner}")
         self.codec.validate_data(event.type, event.data)  # the envelope is built here, typed
         return {
             "event_id": event.event_id or str(uuid.uuid4()),
@@ -127,7 +137,9 @@ class EventSubscriber:
     """At-least-once delivery of decoded events to handlers chosen by type pattern.
 
     Offsets are committed after the handlers ran, so a crash replays the last batch:
-    handlers must be idempotent (the event_id is stable).
+    handlers must be idempotent (the event_id is stable). Handlers run one at a time, in
+    log order, on the thread that calls `run`; a coroutine function's result is awaited
+    there, on an event loop `run` keeps for itself, before the next handler starts.
     """
 
     def __init__(self, settings: Settings, group: str, *, codec: AvroCodec | None = None) -> None:
@@ -141,22 +153,35 @@ class EventSubscriber:
         self._dead_letters = KafkaDeadLetters(settings, group, self.codec, utcnow)
 
     def subscribe(self, pattern: str, handler: Handler) -> None:
+        """Call `handler` with every event whose type matches `pattern` (fnmatch: `user.*`)."""
         self._handlers.append((pattern, handler))
+
+    def on(self, pattern: str) -> Callable[[H], H]:
+        """`subscribe` as a decorator: `@subscriber.on("user.*")` above a sync or async def.
+        The function is returned unchanged, so it can still be called (and tested) directly."""
+
+        def register(handler: H) -> H:
+            self.subscribe(pattern, handler)
+            return handler
+
+        return register
 
     def run(self, stop: threading.Event) -> None:
         self._consumer.subscribe([self.topics.events])
+        loop = asyncio.new_event_loop()  # this thread's own: `run` may be called from any thread
         try:
             while not stop.is_set():
                 messages = poll_batch(self._consumer, 500, 0.1)
                 for message in messages:
-                    self._dispatch(message)
+                    self._dispatch(message, loop)
                 if messages:
                     self._dead_letters.flush()  # raises rather than commit past a lost one
                     self._consumer.commit(asynchronous=False)
         finally:
             self._consumer.close()
+            loop.close()
 
-    def _dispatch(self, message: Message) -> None:
+    def _dispatch(self, message: Message, loop: asyncio.AbstractEventLoop) -> None:
         if message.error() is not None:
             log.warning("consume_error", error=str(message.error()))
             return
@@ -167,4 +192,6 @@ class EventSubscriber:
             return
         for pattern, handler in self._handlers:
             if fnmatch.fnmatchcase(record["type"], pattern):
-                handler(record)
+                result = handler(record)
+                if inspect.isawaitable(result):  # done before the offset can be committed
+                    loop.run_until_complete(result)

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     rate_limit_ingest: str = Field(
         default="200000/second", description="Events (a batch of N costs N) to /api/v1/ingest."
     )
+    rate_limit_events: str = Field(
+        default="10000/second", description="Events (a batch of N costs N) to /api/v1/events."
+    )
     rate_limit_queries: str = Field(default="10000/second", description="GETs under /api/v1.")
     rate_limit_streams: str = Field(default="60/minute", description="SSE streams opened.")
     rate_limit_anonymous: str = Field(

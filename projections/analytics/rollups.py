@@ -1,9 +1,10 @@
 """The analytics read model: rollups per (granularity, event type, window, partition).
 
 Each tracked event adds to its minute row and its hour row: a count, a late count, the
-unique-user sketch, the top values of the type's configured property and histograms of
-its numeric properties. An event's window comes from its client timestamp while it is
-within the plan's grace period of receipt; a later one counts where it was received.
+unique-user sketch (signed-in users and anonymous visitors), the top values of the type's
+configured property and histograms of its numeric properties. An event's window comes from
+its client timestamp while it is within the plan's grace period of receipt; a later one
+counts where it was received.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def _track(rows: RowCache, event: Event, values: dict[str, Any]) -> None:
         row = rows.get(ROLLUPS.name, key) or _empty(key)
         row["count"] += 1
         row["late"] += late
-        if event["user_id"] is not None:
-            hll_add(row["users"], event["user_id"])
+        # An anonymous visitor counts as a user of its own (as analytics tools count them).
+        if (visitor := event["user_id"] or event.get("anonymous_id")) is not None:
+            hll_add(row["users"], visitor)
         if spec.top is not None and values.get(spec.top) is not None:
             top_add(row["top"], str(values[spec.top]))
         for name in spec.percentiles:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +52,16 @@ class WorkflowConfigError(ValueError):
 
 
 Fail = Callable[[str | None, str], WorkflowConfigError]
+# What a template needs on some channels (None: all), as paths such as ("user", "name"):
+# sagas.template_variables.TemplateVariables.needed.
+Needs = Callable[[str, Collection[str] | None], Collection[tuple[str, ...]]]
 
 
-def parse_workflows(text: str, *, templates: Collection[str] | None = None) -> list[Workflow]:
-    """Parse the TOML; `templates`, when given, are the template names that exist."""
+def parse_workflows(
+    text: str, *, templates: Collection[str] | None = None, needs: Needs | None = None
+) -> list[Workflow]:
+    """Parse the TOML; `templates`, when given, are the template names that exist, and
+    `needs` what each requires of its data: a workflow whose data lacks one is refused."""
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -67,6 +73,9 @@ def parse_workflows(text: str, *, templates: Collection[str] | None = None) -> l
     if not isinstance(entries, list):
         raise WorkflowConfigError(None, "workflow", "must be an array of tables [[workflow]]")
     workflows = [_workflow(index, entry, templates) for index, entry in enumerate(entries)]
+    if needs is not None:
+        for workflow in workflows:
+            _check_data_covers(workflow, needs)
     seen: set[str] = set()
     for workflow in workflows:
         if workflow.name in seen:
@@ -152,3 +161,26 @@ def _channels(value: Any, fail: Fail) -> tuple[str, ...] | None:
     if unknown:
         raise fail("channels", f"unknown channels {unknown} (known: {', '.join(CHANNELS)})")
     return tuple(value)
+
+
+def _check_data_covers(workflow: Workflow, needs: Needs) -> None:
+    """Every variable the template needs on the workflow's channels is given by `data`,
+    itself or as part of an object an expression gives, so no planned request can fail
+    to render for want of one."""
+    given = list(_paths(workflow.data))
+    missing = [
+        ".".join(variable)
+        for variable in sorted(needs(workflow.template, workflow.channels))
+        if not any(variable[: len(path)] == path for path in given)
+    ]
+    if missing:
+        detail = f"template {workflow.template!r} needs {', '.join(missing)}"
+        raise WorkflowConfigError(repr(workflow.name), "data", detail)
+
+
+def _paths(spec: DataSpec, above: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in spec.items():
+        if isinstance(value, Mapping):
+            yield from _paths(value, (*above, key))
+        else:
+            yield (*above, key)

@@ -16,6 +16,7 @@ from infra.config.settings import Settings
 from projections import store
 from projections.catalog import STREAM_PROCESSED, projection
 from projections.migrations import migrate
+from sagas.event_owners import ANOMALY_WATCH
 from schemas.codec import AvroCodec
 from streams.analytics.app import LiveSink, build_app
 from streams.analytics.sink import ProjectionSink
@@ -73,7 +74,7 @@ def run(settings: Settings) -> None:
         for sink in sinks:
             resources.callback(sink.close)
         ready = threading.Event()
-        bus = EventBus(settings, codec=codec)
+        bus = EventBus(settings, codec=codec, writer=ANOMALY_WATCH)
         resources.callback(bus.close)
         watch = AnomalyWatch(settings, bus)
         watchdog = watchdog_for(settings)

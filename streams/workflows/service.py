@@ -13,6 +13,7 @@ import structlog
 from infra.config.settings import Settings
 from projections.lookups import PostgresLookups
 from sagas.rendering import TemplateRenderer
+from sagas.template_variables import TemplateVariables
 from sagas.workflows import Workflow, parse_workflows
 from streams.process.faust_worker import faust_run
 from streams.process.serve import Process, serve, watchdog_for
@@ -52,9 +53,12 @@ class WorkflowWorker:
 
 
 def load_workflows(settings: Settings) -> list[Workflow]:
-    """The configured workflows, checked against the templates they may request."""
+    """The configured workflows, checked against the templates they may request and the
+    variables those need."""
     text = settings.workflows_file.read_text(encoding="utf-8")
-    return parse_workflows(text, templates=TemplateRenderer(settings.templates_dir).requestable())
+    templates = TemplateRenderer(settings.templates_dir).requestable()
+    needs = TemplateVariables(settings.templates_dir).needed
+    return parse_workflows(text, templates=templates, needs=needs)
 
 
 def bootstrap(

@@ -93,7 +93,9 @@ def test_one_event_is_acknowledged_once_on_the_analytics_topic(
         "event_id": event_id,
         "type": "page.view",
         "user_id": "u-1",
+        "anonymous_id": None,
         "timestamp": datetime.fromisoformat(event["timestamp"]),
+        "timestamp_defaulted": False,
         "source": subject,
         "data": {"page": "/dashboard", "referrer": "https://example.com", "duration_ms": None},
     }
@@ -197,7 +199,6 @@ def test_a_batch_with_nothing_good_is_422_with_every_error(
     items = [{"type": "page.view"}, {**page_view("u"), "extra": 1}]
     body = assert_problem(api.post("/api/v1/ingest/batch", json=items), 422, "invalid-events")
     assert body["errors"] == [
-        {"index": 0, "pointer": "/0/timestamp", "detail": "is required"},
         {"index": 0, "pointer": "/0/data/page", "detail": "is required"},
         {"index": 1, "pointer": "/1/extra", "detail": "unknown field"},
     ]

@@ -26,27 +26,30 @@ def client(module_settings: Settings) -> Iterator[Client]:
         made.http.close()
 
 
-def alert(user_id: str, key: str) -> dict[str, object]:
+def alert(client: Client, user_id: str, key: str) -> dict[str, object]:
     data = load_sample(DEFAULT_TEMPLATE_ROOT, "anomaly_alert")
+    # Links a template shows must lie under the app's URL, or the request is refused.
+    data["dashboard_url"] = f"{client.settings.app_url}/dashboard#anomalies"
     return {"user_id": user_id, "template": "anomaly_alert", "data": data, "idempotency_key": key}
 
 
 def test_an_ordinary_user_cannot_request_a_critical_template(client: Client) -> None:
     user_id = client.new_user()
 
-    refused = client.notify(user_id, WRITE, **alert(user_id, "alert-self"))
+    refused = client.notify(user_id, WRITE, **alert(client, user_id, "alert-self"))
 
     body = assert_problem(refused, 403, "insufficient-scope")
     assert "anomaly_alert is critical" in body["detail"] and "notifications:send" in body["detail"]
     # The same token may still ask for an ordinary template for itself.
-    welcome = {"user_id": user_id, "template": "welcome", "data": {}}
+    data = load_sample(DEFAULT_TEMPLATE_ROOT, "welcome")
+    welcome = {"user_id": user_id, "template": "welcome", "data": data}
     assert client.notify(user_id, WRITE, **welcome).status_code == 202
 
 
 def test_an_operator_may_request_a_critical_template_for_anyone(client: Client) -> None:
     user_id = client.new_user()
 
-    sent = client.notify("ops-console", SEND, **alert(user_id, "alert-ops"))
+    sent = client.notify("ops-console", SEND, **alert(client, user_id, "alert-ops"))
 
     assert sent.status_code == 202, sent.text
     [stored] = requests_for(client.settings, sent.json()["notification_id"])

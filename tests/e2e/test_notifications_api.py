@@ -45,6 +45,7 @@ from streams.kafka.config import producer_config
 
 T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 WRITE = ["notifications:write", "notifications:read"]
+WELCOME = {"user": {"name": "Ann", "email": "ann@example.com"}}  # what the template needs
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_a_request_is_accepted_once_it_is_on_the_requests_topic(client: Client) 
         "user_id": user_id,
         "template": "welcome",
         "channels": ["email", "sms", "email"],
-        "data": {"name": "Ann", "n": 1},
+        "data": {**WELCOME, "n": 1},
         "idempotency_key": "signup-1",
     }
     accepted = client.http.post("/api/v1/notifications", json=body, headers=headers)
@@ -130,7 +131,8 @@ def test_a_request_is_accepted_once_it_is_on_the_requests_topic(client: Client) 
     data = record["data"]
     assert data == {
         "notification_id": notification_id, "user_id": user_id, "template": "welcome",
-        "channels": ["email", "sms"], "data": '{"n":1,"name":"Ann"}',
+        "channels": ["email", "sms"],
+        "data": '{"n":1,"user":{"email":"ann@example.com","name":"Ann"}}',
         "idempotency_key": "signup-1", "requested_by": user_id,
         "submitted_at": data["submitted_at"],
     }  # fmt: skip
@@ -139,7 +141,7 @@ def test_a_request_is_accepted_once_it_is_on_the_requests_topic(client: Client) 
 
 def test_one_idempotency_key_names_one_notification(client: Client) -> None:
     user_id = client.new_user()
-    body = {"user_id": user_id, "template": "welcome", "data": {"name": "Ann"}}
+    body = {"user_id": user_id, "template": "welcome", "data": WELCOME}
     first = client.notify(user_id, WRITE, **body, idempotency_key="k-1")
     again = client.notify(user_id, WRITE, **body, idempotency_key="k-1")
     other = client.notify(user_id, WRITE, **body, idempotency_key="k-2")
@@ -153,7 +155,7 @@ def test_one_idempotency_key_names_one_notification(client: Client) -> None:
 
 def test_scopes_decide_who_may_notify_whom(client: Client) -> None:
     alice, bob = client.new_user(), client.new_user()
-    body = {"user_id": bob, "template": "welcome", "data": {"name": "Bob"}}
+    body = {"user_id": bob, "template": "welcome", "data": WELCOME}
     assert_problem(client.notify(alice, WRITE, **body), 403, "insufficient-scope")
     assert_problem(client.notify(bob, ["notifications:read"], **body), 403, "insufficient-scope")
     assert client.notify(bob, WRITE, **body).status_code == 202
@@ -167,7 +169,7 @@ def test_scopes_decide_who_may_notify_whom(client: Client) -> None:
 
 def test_a_request_for_an_unknown_user_is_404(client: Client) -> None:
     ghost = f"ghost-{uuid.uuid4().hex[:8]}"
-    body = {"user_id": ghost, "template": "welcome", "data": {}}
+    body = {"user_id": ghost, "template": "welcome", "data": WELCOME}
     assert_problem(client.notify(ghost, WRITE, **body), 404, "user-not-found")
     assert_problem(client.notify("ops", ["notifications:send"], **body), 404, "user-not-found")
 
@@ -404,7 +406,7 @@ def test_a_request_gets_503_when_kafka_is_unreachable(settings: Settings) -> Non
     try:
         gateway.start(probe="/healthz")
         client = Client(dead)
-        body = {"user_id": "ann", "template": "welcome", "data": {}}
+        body = {"user_id": "ann", "template": "welcome", "data": WELCOME}
         refused = client.notify("ann", WRITE, **body)
         client.http.close()
     finally:
@@ -417,7 +419,7 @@ def test_a_key_whose_saga_started_is_answered_from_it_and_not_sent_again(
     client: Client, sagas: SagaWriter
 ) -> None:
     user_id = client.new_user()
-    body = {"user_id": user_id, "template": "welcome", "data": {"name": "Ann"}}
+    body = {"user_id": user_id, "template": "welcome", "data": WELCOME}
     first = client.notify(user_id, WRITE, **body, idempotency_key="old-key")
     saga_id = first.json()["notification_id"]
     sagas.saga(saga_id, requested(saga_id, user_id), NotificationCompleted(("email",)))

@@ -25,6 +25,7 @@ from projections.anomalies.model import MINUTE
 from projections.catalog import schema_name
 from projections.migrations import migrate
 from projections.versions import live_version
+from sagas.event_owners import ANOMALY_WATCH
 from streams.anomaly_watch import AnomalyWatch
 from streams.bus import EventBus
 from streams.kafka.topics import ensure_topics
@@ -90,7 +91,7 @@ def stored_anomalies(settings: Settings) -> list[tuple[Any, ...]]:
 
 
 def test_a_spike_is_published_once_and_lands_in_the_read_model(rollups: Settings) -> None:
-    bus = EventBus(rollups)
+    bus = EventBus(rollups, writer=ANOMALY_WATCH)
     try:
         watch = AnomalyWatch(rollups, bus)
         # asyncio.run per check closes its loop each time (a leaked one warns in a later test).

@@ -80,3 +80,49 @@ def test_subscribers_get_matching_events_and_garbage_is_dead_lettered(settings: 
     dead = read_topic(settings, settings.topic("deadletter"))
     assert [d.record["reason"] for d in dead] == ["unknown_fingerprint"]
     assert dead[0].record["source_offset"] == 0
+
+
+def test_decorated_sync_and_async_handlers_receive_published_events(settings: Settings) -> None:
+    ensure_topics(settings)
+    subscriber = EventSubscriber(settings, f"{settings.topic_prefix}.test-decorated")
+    plain: list[str] = []
+    awaited: list[str] = []
+
+    @subscriber.on("activity.*")
+    def record_plain(record: dict[str, Any]) -> None:
+        plain.append(record["event_id"])
+
+    @subscriber.on("activity.recorded")
+    async def record_awaited(record: dict[str, Any]) -> None:
+        await asyncio.sleep(0.01)  # really suspended, then resumed by the subscriber's loop
+        awaited.append(record["event_id"])
+
+    @subscriber.on("user.*")
+    async def never(record: dict[str, Any]) -> None:
+        pytest.fail("no user events were published")
+
+    ids = asyncio.run(publish_some(settings, 5))
+    stop = threading.Event()
+    thread = threading.Thread(target=subscriber.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while len(awaited) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    thread.join(10)
+
+    assert sorted(plain) == sorted(awaited) == sorted(ids)
+    record_plain({"event_id": "direct"})  # the decorator hands the function back unchanged
+    assert plain[-1] == "direct"
+
+
+def test_publish_refuses_the_sagas_events_too(settings: Settings) -> None:
+    async def attempt() -> None:
+        bus = EventBus(settings)
+        try:
+            await bus.publish("notification.delivered", "n-1", {"channel": "email"})
+        finally:
+            bus.close()
+
+    with pytest.raises(OwnedByCommandSide, match="only by the notifier"):
+        asyncio.run(attempt())

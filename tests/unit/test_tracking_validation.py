@@ -49,7 +49,9 @@ def test_a_page_view_becomes_its_record_with_the_envelope() -> None:
         "event_id": "e-1",
         "type": "page.view",
         "user_id": "123",
+        "anonymous_id": None,
         "timestamp": datetime(2026, 1, 1, 11, 59, tzinfo=UTC),
+        "timestamp_defaulted": False,
         "received_at": NOW,
         "source": "alice",
         "data": {"page": "/dashboard", "referrer": None, "duration_ms": 1200},
@@ -101,8 +103,6 @@ def test_timestamps_are_iso_8601_with_a_timezone_or_epoch_milliseconds(timestamp
 @pytest.mark.parametrize(
     ("timestamp", "detail"),
     [
-        (..., "is required"),
-        (None, "is required"),
         ("2026-01-01T11:59:00", "must have a timezone, e.g. Z or +02:00"),
         ("2026-01-01", "must have a timezone, e.g. Z or +02:00"),
         (datetime(2026, 1, 1, 11, 59), "must have a timezone, e.g. Z or +02:00"),
