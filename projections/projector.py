@@ -60,6 +60,8 @@ class Projector:
             for name in self.names
         ]
         for runner in self.runners:
+            # /readyz names a projection held up by a poison event until it is dead-lettered
+            self.watchdog.require(f"projection {runner.projection.name} retrying", runner.retrying)
             runner.start()
         return self
 
