@@ -2,7 +2,8 @@
 
 A batch whose handler fails on an event rolls back and is tried again from its checkpoint:
 a failure that passes (a row another event had to write first) costs a retry. An event that
-has failed `limit` tries in all is dead-lettered and passed over (projections.batch).
+has failed `limit` tries in all (NEXUS_PROJECTION_MAX_TRIES) is dead-lettered and passed over
+(projections.batch).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from collections.abc import Iterable, Mapping
 
 Position = tuple[int, int]  # (partition, offset) of an event in its topic
 
-MAX_ATTEMPTS = 3
-
 
 class Attempts:
     """Failed tries per event position, kept until a checkpoint passes the event."""
 
-    def __init__(self, limit: int = MAX_ATTEMPTS) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self._failures: dict[Position, int] = {}
 

@@ -10,9 +10,9 @@ without receiving what the broker holds for it (streams.kafka.progress) is repla
 fresh one, assigned at the checkpoints again; nothing is skipped or applied twice.
 
 Poison events: a batch whose handler fails on an event rolls back and is tried again from
-the checkpoints, `MAX_ATTEMPTS` times in all; meanwhile `retrying()` holds (the projector is
-not ready). On its last try the event is dead-lettered with the error and the batch commits
-without it (projections.batch), so later events are applied, each exactly once.
+the checkpoints, NEXUS_PROJECTION_MAX_TRIES times in all; meanwhile `retrying()` holds (the
+projector is not ready). On its last try the event is dead-lettered with the error and the
+batch commits without it (projections.batch), so later events are applied, each once.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class ProjectionRunner(threading.Thread):
         self.log = log.bind(projection=projection.name)
         self._consumer = projection_consumer(settings, projection.name)
         self._dead_letters = KafkaDeadLetters(settings, f"projection.{projection.name}", codec, now)
-        self._attempts = Attempts()
+        self._attempts = Attempts(settings.projection_max_tries)
         self._applier = BatchApplier(
             projection, self.topic, codec, self._dead_letters, self._attempts.last_try
         )

@@ -8,19 +8,19 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from projections.attempts import MAX_ATTEMPTS, Attempts
+from projections.attempts import Attempts
 from projections.batch import HandlerFailure, is_poison
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import dead_letter
 
 
 def test_an_event_is_given_up_on_at_its_third_try() -> None:
-    attempts = Attempts()
+    attempts = Attempts(limit=3)
     tries = []
-    for _ in range(MAX_ATTEMPTS):
+    for _ in range(3):
         tries.append(attempts.last_try((0, 7)))
         attempts.failed([(0, 7)])
-    assert MAX_ATTEMPTS == 3 and tries == [False, False, True]
+    assert tries == [False, False, True]
     assert attempts.tries((0, 7)) == 3 and attempts.retrying()
     assert not attempts.last_try((0, 8)) and not attempts.last_try((1, 7))
 
