@@ -61,7 +61,9 @@ class Projector:
         ]
         for runner in self.runners:
             # /readyz names a projection held up by a poison event until it is dead-lettered
-            self.watchdog.require(f"projection {runner.projection.name} retrying", runner.retrying)
+            self.watchdog.require(
+                f"projection {runner.projection.name} retrying", lambda r=runner: not r.retrying()
+            )
             runner.start()
         return self
 
