@@ -26,6 +26,7 @@ def test_a_poison_event_is_dead_lettered_and_later_events_applied_once(
     def e(type_: str, user_id: str, data: dict[str, Any]) -> None:
         writer.event(type_, user_id, data)
         writer.flush()  # one at a time: writer.delivered in the order written
+
     e("user.registered", "u1", {"email": "a@x.io", "name": "Ann"})
     e("user.registered", "u2", {"email": "b@x.io", "name": "Bob"})
     # A valid Avro string, which PostgreSQL refuses in a text column: it crashed the projector.
