@@ -2,28 +2,39 @@
 
 The live runner and the replay share this code. Each calls `apply` inside a transaction of
 its own, so the rows and the checkpoints of a batch commit together or not at all.
+
+A poison event (one that decodes but that a handler raises on, or whose rows PostgreSQL
+refuses, such as a string holding NUL) must not hold the rest back: a batch that fails is
+undone to a savepoint and applied again event by event, each in a savepoint of its own, to
+find the events that fail. Unless the caller gives up on all of them (`give_up`, after the
+last of its tries) `EventsFailed` is raised and the transaction must roll back; otherwise
+they are dead-lettered, the others kept, and the checkpoint passes them all.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import psycopg
 from psycopg import Connection
 
 from projections import store
+from projections.attempts import Position
 from projections.model import Event, Key, Projection
 from schemas.codec import AvroCodec, DecodeError
-from streams.kafka.dead_letters import SourceMessage
+from streams.kafka.dead_letters import Failure, SourceMessage
+
+HANDLER_FAILED = "handler_failed"  # the dead-letter reason of a poison event
 
 
 class DeadLetters(Protocol):
-    """Where undecodable messages go; `flush` raises unless every one was delivered."""
+    """Where unusable messages go; `flush` raises unless every one was delivered."""
 
-    def send(self, message: SourceMessage, error: DecodeError) -> None: ...
+    def send(self, message: SourceMessage, error: Failure) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -34,14 +45,63 @@ class BatchOutcome:
     offsets: dict[int, int]  # partition -> the checkpoint written: next offset to read
 
 
+@dataclass(frozen=True)
+class Decoded:
+    message: SourceMessage
+    schema: str  # the schema's name: the event type, for events
+    event: Event
+
+    @property
+    def position(self) -> Position:
+        return self.message.partition() or 0, self.message.offset() or 0
+
+
+@dataclass(frozen=True)
+class HandlerFailure:
+    """Why a decodable event was dead-lettered: a Failure, as a DecodeError is."""
+
+    detail: str
+    reason: str = HANDLER_FAILED
+
+
+class EventsFailed(Exception):
+    """Events of a batch failed and were not given up on: roll the transaction back."""
+
+    def __init__(self, failures: dict[Position, str]) -> None:
+        super().__init__(f"{len(failures)} event(s) failed: {failures}")
+        self.failures = failures
+
+
+def is_poison(error: Exception) -> bool:
+    """Whether the event is to blame rather than the database: a handler's own exception, or
+    data PostgreSQL refuses. A lost connection or a bug in the SQL fails every event alike,
+    so those are retried as they are, never dead-lettered."""
+    if isinstance(error, psycopg.Error):
+        return isinstance(error, psycopg.DataError | psycopg.IntegrityError)
+    return True
+
+
+def _never(position: Position) -> bool:
+    return False
+
+
 class BatchApplier:
-    """Applies batches of one topic's messages to a projection."""
+    """Applies batches of one topic's messages to a projection.
+
+    `give_up(position)`: whether an event that fails now is dead-lettered (True) or its
+    batch rolled back to be tried again (False, the default).
+    """
 
     def __init__(
-        self, projection: Projection, topic: str, codec: AvroCodec, dead_letters: DeadLetters
+        self,
+        projection: Projection,
+        topic: str,
+        codec: AvroCodec,
+        dead_letters: DeadLetters,
+        give_up: Callable[[Position], bool] = _never,
     ) -> None:
         self.projection, self.topic = projection, topic
-        self.codec, self.dead_letters = codec, dead_letters
+        self.codec, self.dead_letters, self.give_up = codec, dead_letters, give_up
 
     def apply(
         self, conn: Connection[Any], schema: str, messages: Sequence[SourceMessage]
@@ -49,17 +109,57 @@ class BatchApplier:
         """Call inside a transaction; dead letters are flushed before it may commit."""
         with paused_gc():
             events, dead = self._decode(messages)
-            rows = store.load_rows(conn, schema, self.projection, self._touched(events))
-            self.projection.fold(rows, events)
-            store.write_rows(conn, schema, self.projection, rows)
+            failed = self._write_isolating(conn, schema, events)
         offsets = next_offsets(messages)
         store.save_checkpoints(conn, schema, self.topic, offsets)
-        if dead:
+        if dead or failed:
             self.dead_letters.flush()
-        return BatchOutcome(len(events), dead, offsets)
+        return BatchOutcome(len(events) - failed, dead + failed, offsets)
 
-    def _decode(self, messages: Sequence[SourceMessage]) -> tuple[list[tuple[str, Event]], int]:
-        events: list[tuple[str, Event]] = []
+    def _write_isolating(self, conn: Connection[Any], schema: str, events: list[Decoded]) -> int:
+        """Write the events' rows; returns how many poison events were dead-lettered."""
+        try:
+            with conn.transaction():  # a savepoint: a failure undoes only this
+                self._write(conn, schema, events)
+            return 0
+        except Exception as error:
+            if not is_poison(error):
+                raise
+        failures = self._write_one_by_one(conn, schema, events)
+        if not all(self.give_up(e.position) for e, _ in failures):
+            raise EventsFailed({e.position: detail for e, detail in failures})
+        for decoded, detail in failures:
+            self.dead_letters.send(decoded.message, HandlerFailure(detail))
+        return len(failures)
+
+    def _write_one_by_one(
+        self, conn: Connection[Any], schema: str, events: list[Decoded]
+    ) -> list[tuple[Decoded, str]]:
+        """Each event in a savepoint of its own: the good ones stay written."""
+        failures: list[tuple[Decoded, str]] = []
+        for decoded in events:
+            try:
+                with conn.transaction():
+                    self._write(conn, schema, [decoded])
+            except Exception as error:
+                if not is_poison(error):
+                    raise
+                failures.append((decoded, self._describe(decoded, error)))
+        return failures
+
+    def _describe(self, decoded: Decoded, error: Exception) -> str:
+        return (
+            f"projection {self.projection.name} failed on {decoded.schema}:"
+            f" {type(error).__name__}: {error}"
+        )
+
+    def _write(self, conn: Connection[Any], schema: str, events: list[Decoded]) -> None:
+        rows = store.load_rows(conn, schema, self.projection, self._touched(events))
+        self.projection.fold(rows, ((d.schema, d.event) for d in events))
+        store.write_rows(conn, schema, self.projection, rows)
+
+    def _decode(self, messages: Sequence[SourceMessage]) -> tuple[list[Decoded], int]:
+        events: list[Decoded] = []
         dead = 0
         for message in messages:
             payload = message.value()
@@ -70,16 +170,16 @@ class BatchApplier:
                     record = self.codec.decode(payload)[1]
                     if self.projection.partition_scoped:
                         record["partition"] = message.partition() or 0
-                    events.append((name, record))
+                    events.append(Decoded(message, name, record))
             except DecodeError as error:
                 self.dead_letters.send(message, error)
                 dead += 1
         return events, dead
 
-    def _touched(self, events: list[tuple[str, Event]]) -> dict[str, set[Key]]:
+    def _touched(self, events: list[Decoded]) -> dict[str, set[Key]]:
         keys: dict[str, set[Key]] = {}
-        for _, event in events:
-            for table, key in self.projection.touches(event):
+        for decoded in events:
+            for table, key in self.projection.touches(decoded.event):
                 keys.setdefault(table, set()).add(key)
         return keys
 

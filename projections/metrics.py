@@ -18,3 +18,8 @@ LAG = Gauge(
     "Offsets between the topic's high watermarks and the projection's position",
     ["projection"],
 )
+RETRYING = Gauge(
+    "nexus_projection_retrying_events",
+    "Events a handler failed on, tried again before they are dead-lettered (handler_failed)",
+    ["projection"],
+)

@@ -60,6 +60,8 @@ class Projector:
             for name in self.names
         ]
         for runner in self.runners:
+            # /readyz names a projection held up by a poison event until it is dead-lettered
+            self.watchdog.require(f"projection {runner.projection.name} retrying", _past(runner))
             runner.start()
         return self
 
@@ -94,6 +96,11 @@ class Projector:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _past(runner: ProjectionRunner) -> Callable[[], bool]:
+    """Whether `runner` is past its failing events (tried, or dead-lettered)."""
+    return lambda: not runner.retrying()
 
 
 def _postgres_answers(database_url: str) -> bool:

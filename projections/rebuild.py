@@ -22,8 +22,8 @@ from projections.kafka_io import (
     watermarks,
 )
 from projections.model import Projection
-from schemas.codec import AvroCodec, DecodeError
-from streams.kafka.dead_letters import SourceMessage
+from schemas.codec import AvroCodec
+from streams.kafka.dead_letters import Failure, SourceMessage
 
 
 class ReplayConflict(RuntimeError):
@@ -31,12 +31,15 @@ class ReplayConflict(RuntimeError):
 
 
 class SkippedDeadLetters:
-    """The live runner has dead-lettered these messages already; a rebuild only counts them."""
+    """The live runner has dead-lettered these messages already; a rebuild only counts them.
+
+    Poison events included: the runner gave them their tries, so a rebuild passes over them
+    at once (`give_up` always)."""
 
     def __init__(self) -> None:
         self.count = 0
 
-    def send(self, message: SourceMessage, error: DecodeError) -> None:
+    def send(self, message: SourceMessage, error: Failure) -> None:
         self.count += 1
 
     def flush(self) -> None:
@@ -57,7 +60,9 @@ class Rebuild:
         self.projection, self.conn, self.batch_size = projection, conn, batch_size
         self.topic = settings.topic(projection.topic)
         self.dead_letters = SkippedDeadLetters()
-        self.applier = BatchApplier(projection, self.topic, codec, self.dead_letters)
+        self.applier = BatchApplier(
+            projection, self.topic, codec, self.dead_letters, give_up=lambda _: True
+        )
         self.consumer = projection_consumer(
             settings, f"{projection.name}.replay", **{"enable.partition.eof": True}
         )

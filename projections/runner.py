@@ -8,6 +8,11 @@ Of several projector instances, one at a time keeps a projection (keeper.py).
 Heal, never wedge: the thread beats its heartbeat every poll, and a consumer that polls on
 without receiving what the broker holds for it (streams.kafka.progress) is replaced by a
 fresh one, assigned at the checkpoints again; nothing is skipped or applied twice.
+
+Poison events: a batch whose handler fails on an event rolls back and is tried again from
+the checkpoints, NEXUS_PROJECTION_MAX_TRIES times in all; meanwhile `retrying()` holds (the
+projector is not ready). On its last try the event is dead-lettered with the error and the
+batch commits without it (projections.batch), so later events are applied, each once.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from psycopg import Connection
 
 from infra.config.settings import Settings
 from projections import keeper, store, versions
-from projections.batch import BatchApplier
+from projections.attempts import Attempts
+from projections.batch import BatchApplier, EventsFailed
 from projections.catalog import schema_name
 from projections.kafka_io import (
     assign_at,
@@ -34,7 +40,7 @@ from projections.kafka_io import (
     projection_consumer,
     topic_partitions,
 )
-from projections.metrics import BATCH_SECONDS, EVENTS_APPLIED, LAG
+from projections.metrics import BATCH_SECONDS, EVENTS_APPLIED, LAG, RETRYING
 from projections.model import Projection
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import KafkaDeadLetters
@@ -76,7 +82,10 @@ class ProjectionRunner(threading.Thread):
         self.log = log.bind(projection=projection.name)
         self._consumer = projection_consumer(settings, projection.name)
         self._dead_letters = KafkaDeadLetters(settings, f"projection.{projection.name}", codec, now)
-        self._applier = BatchApplier(projection, self.topic, codec, self._dead_letters)
+        self._attempts = Attempts(settings.projection_max_tries)
+        self._applier = BatchApplier(
+            projection, self.topic, codec, self._dead_letters, self._attempts.last_try
+        )
         self._lag_at = 0.0
         self._positions: dict[int, int] = {}  # partition -> next offset, as committed
         self.watchdog = watchdog or Watchdog(settings.watchdog_s)
@@ -85,6 +94,10 @@ class ProjectionRunner(threading.Thread):
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def retrying(self) -> bool:
+        """Events failed and are tried again: the projection is held up until it gives up."""
+        return self._attempts.retrying()
 
     def run(self) -> None:
         conn: Connection[Any] | None = None
@@ -112,6 +125,8 @@ class ProjectionRunner(threading.Thread):
                     self.log.info("projection_version_changed")
                 except ConsumerStalled:
                     self._replace_consumer()
+                except EventsFailed:  # logged by _apply
+                    self.stopping.wait(RETRY_SECONDS)
                 except Exception:
                     self.log.exception("projection_batch_failed")
                     self.stopping.wait(RETRY_SECONDS)
@@ -168,17 +183,36 @@ class ProjectionRunner(threading.Thread):
     def _apply(self, conn: Connection[Any], version: int, messages: list[Message]) -> None:
         started = time.perf_counter()
         name = f"{self.projection.name} apply"
-        with batch_span(name, (m.headers() for m in messages)), conn.transaction():
-            if versions.live_version(conn, self.projection.name, "share") != version:
-                raise VersionChanged
-            outcome = self._applier.apply(
-                conn, schema_name(self.projection.name, version), messages
-            )
+        try:
+            with batch_span(name, (m.headers() for m in messages)), conn.transaction():
+                if versions.live_version(conn, self.projection.name, "share") != version:
+                    raise VersionChanged
+                outcome = self._applier.apply(
+                    conn, schema_name(self.projection.name, version), messages
+                )
+        except EventsFailed as failed:
+            self._count_failures(failed)
+            raise  # rolled back: run() waits, then seeks to the checkpoints again
+        self._attempts.committed(outcome.offsets)
+        if not self._attempts.retrying():
+            RETRYING.labels(self.projection.name).set(0)
         self._positions.update(outcome.offsets)
         EVENTS_APPLIED.labels(self.projection.name).inc(outcome.applied)
         BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         if outcome.dead_letters:
             self.log.warning("projection_dead_letters", count=outcome.dead_letters)
+
+    def _count_failures(self, failed: EventsFailed) -> None:
+        self._attempts.failed(failed.failures)
+        RETRYING.labels(self.projection.name).set(len(failed.failures))
+        for (partition, offset), error in failed.failures.items():
+            self.log.warning(
+                "projection_event_failed",
+                position=f"{partition}-{offset}",
+                tries=self._attempts.tries((partition, offset)),
+                max_tries=self._attempts.limit,
+                error=error,
+            )
 
     def _report_lag(self, partitions: list[int]) -> None:
         if time.monotonic() - self._lag_at < LAG_EVERY_SECONDS:

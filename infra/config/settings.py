@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     catch_up_limit_s: float = Field(
         default=600.0, gt=0, description="/healthz fails once a catch-up runs longer."
     )
+    projection_max_tries: int = Field(
+        default=3,
+        ge=1,
+        description="Tries the projector gives an event its handler fails on, a second apart,"
+        " before it dead-letters it (projections/attempts.py).",
+    )
     snapshot_every_events: int = Field(
         default=10_000,
         ge=0,

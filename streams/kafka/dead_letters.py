@@ -1,4 +1,5 @@
-"""Dead letters: undecodable messages, kept with their reason and source position."""
+"""Dead letters: messages a consumer could not use (undecodable, or an event its handler
+failed on), kept whole with their reason and source position."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from confluent_kafka import KafkaError, Message
 from prometheus_client import Counter
 
 from infra.config.settings import Settings
-from schemas.codec import AvroCodec, DecodeError
+from schemas.codec import AvroCodec
 from streams.kafka.config import producer_config
 from streams.kafka.renewing import RenewingProducer
 from streams.kafka.tracing import headers_out
@@ -30,10 +31,21 @@ class SourceMessage(Protocol):
     def value(self) -> bytes | None: ...
 
 
+class Failure(Protocol):
+    """Why a message is dead-lettered: a stable `reason` code and a free-form `detail`.
+
+    A DecodeError is one; a projection handler's failure is another (projections.batch)."""
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
 def dead_letter(
-    codec: AvroCodec, message: SourceMessage, error: DecodeError, consumer: str, now: datetime
+    codec: AvroCodec, message: SourceMessage, error: Failure, consumer: str, now: datetime
 ) -> bytes:
-    """The encoded DeadLetter record for a message that could not be decoded."""
+    """The encoded DeadLetter record for a message that could not be used."""
     DEAD_LETTERS.labels(consumer=consumer, reason=error.reason).inc()
     record: dict[str, Any] = {
         "source_topic": message.topic() or "",
@@ -69,7 +81,7 @@ class KafkaDeadLetters:
         self.timeout = settings.produce_timeout_ms / 1000 + 5
         self._errors: list[str] = []
 
-    def send(self, message: SourceMessage, error: DecodeError) -> None:
+    def send(self, message: SourceMessage, error: Failure) -> None:
         value = dead_letter(self.codec, message, error, self.consumer_name, self.now())
         self.producer.produce(self.topic, value, message.key(), self._delivered, headers_out())
 
