@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from deadline import Deadline
 from fault_http import FaultClient, fault_client
 from stack import ServiceProcess, prepared
 from topic_reading import Stored, read_topic
@@ -24,6 +25,7 @@ USERS = WORKSPACES = 250
 PER_AGGREGATE = 20
 TOTAL = (USERS + WORKSPACES) * PER_AGGREGATE
 CONCURRENCY = 48
+BUDGET_S = 480  # every wait of the test together (deadline.py)
 SCOPES = ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
 # Neither victim is on a command's way to its 202 (the gateway answers once Kafka holds the
 # command), so the kills may cost a request nothing: any answer but a 202 fails the test.
@@ -149,14 +151,18 @@ def read_models(
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + 100)  # and the services stopped, the topics read
 def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
+    deadline = Deadline(BUDGET_S)
     settings = prepared(settings)
-    processor = ServiceProcess("command-processor", settings).start()
-    projector = ServiceProcess("projector", settings).start()
-    gateway = ServiceProcess("gateway", settings).start()
+    processor = ServiceProcess("command-processor", settings)
+    projector = ServiceProcess("projector", settings)
+    gateway = ServiceProcess("gateway", settings)
     try:
+        for service in (processor, projector, gateway):
+            service.start(deadline.left(60, f"the {service.name} to start"))
         kills = [(TOTAL // 4, processor), (TOTAL // 2, projector), (3 * TOTAL // 4, processor)]
-        load = asyncio.run(send_all(settings, kills))
+        load = deadline.run(send_all(settings, kills), 300, f"{TOTAL} commands sent")
         assert (processor.starts, projector.starts) == (3, 2)
         assert len(load.accepted) == TOTAL == len(set(load.accepted))
 
@@ -164,7 +170,7 @@ def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
             lambda: (o := read_topic(settings, settings.topic("outcomes")))
             and len(o) >= TOTAL
             and o,
-            180,
+            deadline.left(180, "every outcome"),
             "every outcome",
         )
         decided = Counter(o.record["command_id"] for o in outcomes)
@@ -183,7 +189,11 @@ def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
             assert seen == list(range(1, len(seen) + 1)), f"{aggregate} versions {seen}"
 
         expected = fold(events)
-        wait_for(lambda: read_models(settings) == expected, 120, "projections to equal the fold")
+        wait_for(
+            lambda: read_models(settings) == expected,
+            deadline.left(120, "the projections"),
+            "projections to equal the fold",
+        )
     finally:
         for service in (gateway, projector, processor):
             service.stop()

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
+from deadline import Deadline
 from fault_http import NO_ANSWER, FaultClient, fault_client
 from stack import NEXUS, prepared
 from test_fault_kill import (
@@ -63,6 +64,7 @@ ACCEPTED_202 = (
     r'nexus_http_requests_total\{method="(?:POST|PATCH)",route="[^"]+",status="202"\} (\S+)'
 )
 Step = tuple[str, int]  # (aggregate id, index of the command in its plan)
+BUDGET_S = 480  # every wait of the test together (deadline.py)
 
 
 def instance(service: ServiceName, settings: Settings, n: int, port: int) -> ChildProcess:
@@ -160,20 +162,21 @@ class Stack:
         [alive] = [p for p in self.instances[service] if p is not self.killed.get(service)]
         return alive
 
-    def start(self) -> None:
+    def start(self, deadline: Deadline) -> None:
         processors, projectors, gateways = self.instances.values()
         for processor in processors:
-            processor.start(120)
-        projectors[0].start(120)  # it takes every projection's lock
-        projectors[1].start(120, probe="/healthz")  # a standby is alive but not ready
+            processor.start(deadline.left(120, f"{processor.name} to start"))
+        # The first takes every projection's lock; a standby is alive but not ready.
+        projectors[0].start(deadline.left(120, "the first projector to start"))
+        projectors[1].start(deadline.left(120, "the standby to start"), probe="/healthz")
         for gateway in gateways:
-            gateway.start(120)  # ready on its own port
+            gateway.start(deadline.left(120, f"{gateway.name} to start"))  # on its own port
         members = {member(self.settings, p) for p in processors}
         wait_for(
             lambda: (found := group_assignment(self.settings)).keys() == members
             and sorted(map(len, found.values())) == [3, 3]
             and set[int]().union(*found.values()) == set(range(self.settings.partitions)),
-            60,
+            deadline.left(60, "the processors' assignment"),
             "each command processor holding three partitions",
         )
         assert listeners(self.settings.gateway_port) == 2
@@ -247,19 +250,21 @@ def attempt_number(correlation: str) -> int:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + 100)  # and the instances stopped, the topics read
 def test_two_of_each_service_with_one_of_each_sigkilled_mid_stream(settings: Settings) -> None:
+    deadline = Deadline(BUDGET_S)
     ports = free_ports(7)
     stack = Stack(prepared(settings, gateway_port=ports.pop()), ports)
     settings = stack.settings
     try:
-        stack.start()
+        stack.start(deadline)
         began = time.monotonic()
         kills = [
             (TOTAL // 4, stack.kill_processor),
             (TOTAL // 2, stack.kill_projector),
             (3 * TOTAL // 4, stack.kill_gateway),
         ]
-        load = asyncio.run(send_all(stack, kills))
+        load = deadline.run(send_all(stack, kills), 300, f"{TOTAL} commands sent")
         stack.seen["sending s"] = round(time.monotonic() - began, 1)
 
         # One of each was killed and stayed dead (unsupervised); the other of each lives.
@@ -284,7 +289,7 @@ def test_two_of_each_service_with_one_of_each_sigkilled_mid_stream(settings: Set
             lambda: (o := read_topic(settings, settings.topic("outcomes")))
             and len(o) >= len(commands)
             and o,
-            180,
+            deadline.left(180, "every outcome"),
             "every outcome",
         )
         decided = Counter(o.record["command_id"] for o in outcomes)
@@ -325,7 +330,11 @@ def test_two_of_each_service_with_one_of_each_sigkilled_mid_stream(settings: Set
             assert seen == list(range(1, len(seen) + 1)), f"{aggregate} versions {seen}"
 
         expected = fold(events)
-        wait_for(lambda: read_models(settings) == expected, 120, "projections to equal the fold")
+        wait_for(
+            lambda: read_models(settings) == expected,
+            deadline.left(120, "the projections"),
+            "projections to equal the fold",
+        )
 
         # The survivors did the work: the processor holds every partition (and every
         # command was decided, above), the projector keeps every projection and applied
