@@ -283,8 +283,11 @@ class Loads:
     def finish(self, timeout: float) -> None:
         """Stop sending; every message produced is acknowledged before this returns."""
         self.stop.set()
+        end = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(max(0.0, end - time.monotonic()))
+        alive = [thread.name for thread in self.threads if thread.is_alive()]
+        assert not alive, f"still sending {timeout:.0f} s after the stop: {alive}"
         commands, requests, tracked = self.commands, self.requests, self.tracked
         assert commands.error is None, f"the command load failed: {commands.error!r}"
         assert not requests.errors and not tracked.errors, (requests.errors, tracked.errors)

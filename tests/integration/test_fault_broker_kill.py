@@ -34,6 +34,9 @@ from infra.local.processes import is_alive
 
 SERVICES = ("command-processor", "projector", "gateway", "workflows", "notifier", "analytics")
 HEAL_S = 60
+# Its bounded steps at worst: the stack up (120 s), the fault and the loads (~60 s), the
+# loads finished (HEAL_S) and healed (HEAL_S, then each check once more), the stack down.
+TIMEOUT_S = 540
 # What the fault may cost a command request (fault_http): while the broker is down
 # the gateway answers 503 log-unavailable, and nothing else.
 ALLOWED: frozenset[int] = frozenset({503})
@@ -44,6 +47,7 @@ LOGS = "broker-kill"
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(TIMEOUT_S)
 def test_a_sigkilled_broker_restarted_by_its_supervisor_heals_by_itself(
     kafka_cluster_factory: KafkaClusterFactory, pg_admin_url: str, tmp_path: Path
 ) -> None:

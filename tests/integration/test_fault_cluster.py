@@ -23,6 +23,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from conftest import isolated_settings, start_test_kafka_cluster
+from deadline import Deadline
 from fault_http import FaultClient, fault_client
 from stack import ServiceProcess, prepared
 from topic_reading import Stored, read_topic
@@ -37,6 +38,7 @@ USERS = 1800
 RATE_PER_S = 120.0
 SENDERS = 24
 KILL_AFTER = 500  # acknowledged commands before the broker dies
+BUDGET_S = 360  # every wait of the fault test together (deadline.py)
 WINDOW_BOUND_S = 20.0  # the assertion; the target (10 s) is reported
 INTERNAL_TOPICS = ("__consumer_offsets", "__transaction_state")
 # What the kill may cost a registration (fault_http): a 503 while the commands partition has
@@ -216,17 +218,21 @@ def refusal_window(load: Load, killed_at: float) -> tuple[float, float, int]:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + 180)  # the cluster whole again first (120 s), then stopped
 def test_sigkill_a_commands_leader_loses_and_duplicates_nothing(
     cluster_settings: Settings, cluster: KafkaCluster
 ) -> None:
+    deadline = Deadline(BUDGET_S)
     settings = cluster_settings
     processor = supervised("command-processor", settings)
     gateway = supervised("gateway", settings)
     try:
         started = time.monotonic()
-        load, kill = asyncio.run(drive(settings, cluster))
+        load, kill = deadline.run(drive(settings, cluster), 240, f"{USERS} registrations")
         sent_s = time.monotonic() - started
-        outcomes = wait_for_outcomes(settings, len(load.acknowledged), 120)
+        outcomes = wait_for_outcomes(
+            settings, len(load.acknowledged), deadline.left(120, "every outcome")
+        )
         decided_s = time.monotonic() - kill.at
     finally:
         gateway.stop()

@@ -29,6 +29,9 @@ from infra.local.postgres_server import PostgresServer
 
 SERVICES = ("command-processor", "projector", "gateway", "workflows", "notifier", "analytics")
 HEAL_S = 60
+# Its bounded steps at worst: the stack up (120 s), the fault and the loads (~60 s), the
+# loads finished (HEAL_S) and healed (HEAL_S, then each check once more), the stack down.
+TIMEOUT_S = 540
 # What the kill may cost a command request (fault_http): nothing, since a command
 # never touches PostgreSQL on its way to its 202 (no Prefer: wait).
 ALLOWED: frozenset[int] = frozenset()
@@ -52,6 +55,7 @@ def wait_back(server: PostgresServer) -> None:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(TIMEOUT_S)
 def test_postgres_killed_mid_stream_heals_by_itself(
     postgres_server_factory: Callable[[], PostgresServer], kafka_bootstrap: str, tmp_path: Path
 ) -> None:

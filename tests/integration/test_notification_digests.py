@@ -138,6 +138,9 @@ def test_three_low_priority_notifications_arrive_as_one_digest(
     assert digest[0]["data"]["template"] == "digest"
 
 
+# Its waits: the module's four starts when run alone, 30 + 30 s, a start, 3 windows + 30 s.
+@pytest.mark.fault
+@pytest.mark.timeout(360)
 def test_a_digest_collecting_when_the_notifier_is_killed_is_sent_once(
     services: dict[str, ServiceProcess], sink: tuple[SinkLog, int]
 ) -> None:
