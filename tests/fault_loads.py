@@ -3,8 +3,9 @@
 Three loads, each in a thread of its own, each paced to a rate until `stop` is set (so a
 slow machine sends less, never later):
 - `CommandLoad`: commands through the gateway over a fixed set of users and workspaces,
-  one aggregate's commands in order; a 503 or no answer is retried as a new command (not
-  acknowledged, though it may have been stored: such a command may be decided too).
+  one aggregate's commands in order; a failure the fault explains (fault_http: a 503 while
+  the broker is away) is retried as a new command (not acknowledged, though it may have
+  been stored: such a command may be decided too); any other ends the load, and the test.
 - `request_load`: notification requests produced straight to Kafka for webhook users.
 - `tracked_load`: tracked analytics events produced straight to Kafka.
 The producers of the last two retry within librdkafka (idempotent, a long message timeout)
@@ -19,13 +20,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from confluent_kafka import KafkaError, Message, Producer
 from fault_checks import commands_problem, notifications_problem, rollups_problem, workflows_problem
+from fault_http import FaultClient, fault_client
 from test_fault_kill import user_commands, workspace_commands
 from tracked_events import synthetic
 from webhook_sink import SinkLog
@@ -57,7 +59,9 @@ class Pacer:
 
 
 class CommandLoad(threading.Thread):
-    """`aggregates` users and as many workspaces, up to `per_aggregate` commands each."""
+    """`aggregates` users and as many workspaces, up to `per_aggregate` commands each; a
+    request may fail only as `allowed` says (fault_http), anything else ends the load with
+    its `error`."""
 
     def __init__(
         self,
@@ -66,9 +70,11 @@ class CommandLoad(threading.Thread):
         per_aggregate: int,
         rate: float,
         stop: threading.Event,
+        allowed: Collection[int],
     ) -> None:
         super().__init__(name="command-load", daemon=True)
         self.settings, self.aggregates, self.rate, self.stop = settings, aggregates, rate, stop
+        self.allowed = allowed
         self.plans = [user_commands(i)[:per_aggregate] for i in range(aggregates)] + [
             workspace_commands(i)[:per_aggregate] for i in range(aggregates)
         ]
@@ -84,37 +90,28 @@ class CommandLoad(threading.Thread):
             self.error = exc
 
     async def _send_all(self) -> None:
-        verifier = TokenVerifier(
-            self.settings.resolved_jwt_secret(),
-            self.settings.jwt_issuer,
-            self.settings.jwt_audience,
-        )
-        headers = {"Authorization": "Bearer " + verifier.issue("fault", SCOPES)}
         pacer = Pacer(self.rate)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{self.settings.gateway_port}",
-            headers=headers,
-            timeout=60,
-            limits=httpx.Limits(max_connections=64, keepalive_expiry=1.0),
-        ) as client, asyncio.TaskGroup() as senders:  # fmt: skip
+        async with (
+            fault_client(self.settings, SCOPES, self.allowed, connections=64) as http,
+            asyncio.TaskGroup() as senders,
+        ):
+            self.failures = http.failures
             for plan in self.plans:
-                senders.create_task(self._drive(client, plan, pacer))
+                senders.create_task(self._drive(http, plan, pacer))
 
     async def _drive(
-        self, client: httpx.AsyncClient, plan: list[tuple[str, str, dict[str, Any]]], pacer: Pacer
+        self, http: FaultClient, plan: list[tuple[str, str, dict[str, Any]]], pacer: Pacer
     ) -> None:
         for method, path, body in plan:  # in order: one aggregate's commands are sequential
-            while not self.stop.is_set():
-                await asyncio.sleep(pacer.delay())
-                try:
-                    response = await client.request(method, path, json=body)
-                except httpx.TransportError:  # no answer: not acknowledged either
-                    self.failures[0] += 1
-                    continue
-                if response.status_code == 202:
-                    self.accepted.append(response.json()["command_id"])
-                    break
-                self.failures[response.status_code] += 1  # 503: not acknowledged; again
+            if self.stop.is_set():
+                return
+            response = await http.send(
+                method, path, json=body, pace=pacer.delay, give_up=self.stop.is_set
+            )
+            if response is None:  # stopped while it was refused: not acknowledged
+                return
+            assert response.status_code == 202, response
+            self.accepted.append(response.json()["command_id"])
 
 
 class ProducedLoad(threading.Thread):
@@ -247,24 +244,34 @@ def webhook_users(settings: Settings, count: int, url: str) -> list[str]:
     with httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_port}", timeout=30) as api:
         for i in range(count):
             body = {"email": f"hook{i}-{uuid.uuid4().hex[:6]}@example.com", "name": f"H{i}"}
-            user_id = api.post("/api/v1/users", json=body, headers=headers).json()["aggregate_id"]
+            created = api.post("/api/v1/users", json=body, headers=headers)
+            assert created.status_code == 201, created.text  # set up before any fault
+            user_id = created.json()["aggregate_id"]
             channels = {"channels": [{"channel": "webhook", "address": url}]}
             done = api.put(f"/api/v1/users/{user_id}/preferences", json=channels, headers=headers)
             assert done.status_code == 200, done.text
             users.append(user_id)
             last = done.json()["position"]
         seen = api.get(f"/api/v1/users/{users[-1]}", params={"after": last}, headers=headers)
-        assert seen.status_code == 200
+        assert seen.status_code == 200, seen.text
     return users
 
 
 class Loads:
-    """The three loads at once, over webhook users made first; `checks` once they stopped."""
+    """The three loads at once, over webhook users made first; `checks` once they stopped.
+    `allowed`: what the fault may cost a command request (fault_http)."""
 
-    def __init__(self, settings: Settings, sink_port: int, *, commands_rate: float = 150) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sink_port: int,
+        allowed: Collection[int],
+        *,
+        commands_rate: float = 150,
+    ) -> None:
         self.settings, self.stop = settings, threading.Event()
         users = webhook_users(settings, 8, f"http://127.0.0.1:{sink_port}/hook")
-        self.commands = CommandLoad(settings, 150, 20, commands_rate, self.stop)
+        self.commands = CommandLoad(settings, 150, 20, commands_rate, self.stop, allowed)
         self.requests = request_load(settings, users, 2_000, 15, self.stop)
         self.tracked = tracked_load(settings, 50_000, 400, self.stop)
         self.threads: list[threading.Thread] = [self.commands, self.requests, self.tracked]
@@ -276,10 +283,14 @@ class Loads:
     def finish(self, timeout: float) -> None:
         """Stop sending; every message produced is acknowledged before this returns."""
         self.stop.set()
+        end = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout)
+            thread.join(max(0.0, end - time.monotonic()))
+        alive = [thread.name for thread in self.threads if thread.is_alive()]
+        assert not alive, f"still sending {timeout:.0f} s after the stop: {alive}"
         commands, requests, tracked = self.commands, self.requests, self.tracked
-        assert commands.error is None and not requests.errors and not tracked.errors
+        assert commands.error is None, f"the command load failed: {commands.error!r}"
+        assert not requests.errors and not tracked.errors, (requests.errors, tracked.errors)
         assert len(commands.accepted) == len(set(commands.accepted)) > 0
         for load in (requests, tracked):
             counts = (load.topic, load.acknowledged, load.produced)

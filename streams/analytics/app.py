@@ -27,6 +27,7 @@ from typing import Any, cast
 import faust
 import psycopg
 import structlog
+from prometheus_client import Counter
 
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
@@ -43,6 +44,9 @@ ANOMALY_EVERY_S = 10.0
 RETRY_S = 1.0
 
 AnomalyCheck = Callable[[datetime], Awaitable[Any]]
+ANOMALY_CHECKS = Counter(
+    "nexus_anomaly_checks_total", "Anomaly checks the leader's timer ran, by outcome", ["outcome"]
+)
 
 
 class LiveSink:
@@ -153,6 +157,9 @@ def _check_on_leader(app: faust.App, check: AnomalyCheck) -> None:
         try:
             await check(utcnow())
         except Exception:  # one failed check must not stop the worker; the next retries
+            ANOMALY_CHECKS.labels("failed").inc()
             log.exception("anomaly_check_failed")
+            return
+        ANOMALY_CHECKS.labels("done").inc()
 
     app.timer(interval=ANOMALY_EVERY_S, on_leader=True)(anomalies)

@@ -4,11 +4,13 @@ and kept in the `anomalies` read model by the same worker, with no projector run
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 from stack import NEXUS, ServiceProcess
 from topic_reading import read_topic
@@ -64,7 +66,10 @@ def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> N
             return [a for a in anomalies() if a["data"]["direction"] == "spike"]  # type: ignore[index]
 
         [found] = wait_until(spikes, 60, "the spike's anomaly event")
-        time.sleep(12)  # another timer tick: the same anomaly is not published again
+        # Two more checks done: the second began after the one that published the spike
+        # ended, and must not publish it again.
+        done = checks_done(worker)
+        wait_until(lambda: checks_done(worker) >= done + 2, 60, "two more anomaly checks")
         # (The traffic stops after the spike, so the open minute may rightly show a drop.)
         assert len(spikes()) == 1
         ids = [a["event_id"] for a in anomalies()]
@@ -78,6 +83,13 @@ def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> N
     assert data["window_start"] == now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     assert data["breakdown_value"] == "/billing"
     assert data["observed"] >= SPIKE and data["expected"] < 2 * PER_MINUTE
+
+
+def checks_done(worker: ServiceProcess) -> float:
+    """The worker's count of anomaly checks its leader's timer completed."""
+    metrics = httpx.get(f"{worker.url}/metrics", timeout=5).text
+    found = re.search(r'^nexus_anomaly_checks_total\{outcome="done"\} (\S+)$', metrics, re.M)
+    return float(found[1]) if found else 0.0
 
 
 def stored_spikes(settings: Settings) -> list[tuple[Any, ...]]:

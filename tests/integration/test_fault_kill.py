@@ -12,19 +12,24 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
+from deadline import Deadline
+from fault_http import FaultClient, fault_client
 from stack import ServiceProcess, prepared
 from topic_reading import Stored, read_topic
 
-from gateway.auth import TokenVerifier
 from infra.config.settings import Settings
 
 USERS = WORKSPACES = 250
 PER_AGGREGATE = 20
 TOTAL = (USERS + WORKSPACES) * PER_AGGREGATE
 CONCURRENCY = 48
+BUDGET_S = 480  # every wait of the test together (deadline.py)
+SCOPES = ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
+# Neither victim is on a command's way to its 202 (the gateway answers once Kafka holds the
+# command), so the kills may cost a request nothing: any answer but a 202 fails the test.
+ALLOWED: frozenset[int] = frozenset()
 
 
 def user_commands(i: int) -> list[tuple[str, str, dict[str, Any]]]:
@@ -52,43 +57,29 @@ def workspace_commands(i: int) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 class Load:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    """Each aggregate's commands in order, each sent until its 202, through `http`."""
+
+    def __init__(self, http: FaultClient) -> None:
+        self.http = http
         self.accepted: list[str] = []
-        self.failures: Counter[int] = Counter()
+
+    @property
+    def failures(self) -> Counter[int]:
+        return self.http.failures
 
     async def drive(
         self, steps: list[tuple[str, str, dict[str, Any]]], gate: asyncio.Semaphore
     ) -> None:
         for method, path, body in steps:  # in order: one aggregate's commands are sequential
             async with gate:
-                while True:
-                    response = await self.client.request(method, path, json=body)
-                    if response.status_code == 202:
-                        self.accepted.append(response.json()["command_id"])
-                        break
-                    self.failures[response.status_code] += 1  # 503: not stored; retry
-                    await asyncio.sleep(0.2)
+                response = await self.http.send(method, path, json=body)
+                assert response is not None and response.status_code == 202, response
+                self.accepted.append(response.json()["command_id"])
 
 
 async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) -> Load:
-    token = TokenVerifier(
-        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
-    )
-    headers = {
-        "Authorization": "Bearer "
-        + token.issue(
-            "fault", ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
-        )
-    }
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{settings.gateway_port}",
-        headers=headers,
-        timeout=60,
-        # Drop idle connections well before uvicorn does (5 s), or a request may race its close.
-        limits=httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=1.0),
-    ) as client:
-        load = Load(client)
+    async with fault_client(settings, SCOPES, ALLOWED, connections=CONCURRENCY) as http:
+        load = Load(http)
         gate = asyncio.Semaphore(CONCURRENCY)
         plans = [user_commands(i) for i in range(USERS)] + [
             workspace_commands(i) for i in range(WORKSPACES)
@@ -160,14 +151,18 @@ def read_models(
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + 100)  # and the services stopped, the topics read
 def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
+    deadline = Deadline(BUDGET_S)
     settings = prepared(settings)
-    processor = ServiceProcess("command-processor", settings).start()
-    projector = ServiceProcess("projector", settings).start()
-    gateway = ServiceProcess("gateway", settings).start()
+    processor = ServiceProcess("command-processor", settings)
+    projector = ServiceProcess("projector", settings)
+    gateway = ServiceProcess("gateway", settings)
     try:
+        for service in (processor, projector, gateway):
+            service.start(deadline.left(60, f"the {service.name} to start"))
         kills = [(TOTAL // 4, processor), (TOTAL // 2, projector), (3 * TOTAL // 4, processor)]
-        load = asyncio.run(send_all(settings, kills))
+        load = deadline.run(send_all(settings, kills), 300, f"{TOTAL} commands sent")
         assert (processor.starts, projector.starts) == (3, 2)
         assert len(load.accepted) == TOTAL == len(set(load.accepted))
 
@@ -175,7 +170,7 @@ def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
             lambda: (o := read_topic(settings, settings.topic("outcomes")))
             and len(o) >= TOTAL
             and o,
-            180,
+            deadline.left(180, "every outcome"),
             "every outcome",
         )
         decided = Counter(o.record["command_id"] for o in outcomes)
@@ -194,7 +189,11 @@ def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
             assert seen == list(range(1, len(seen) + 1)), f"{aggregate} versions {seen}"
 
         expected = fold(events)
-        wait_for(lambda: read_models(settings) == expected, 120, "projections to equal the fold")
+        wait_for(
+            lambda: read_models(settings) == expected,
+            deadline.left(120, "the projections"),
+            "projections to equal the fold",
+        )
     finally:
         for service in (gateway, projector, processor):
             service.stop()

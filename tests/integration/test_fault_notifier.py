@@ -8,12 +8,13 @@ Afterwards every saga is terminal, no attempt key reached the sink twice, every 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from typing import Any
 
 import psycopg
+import pytest
+from deadline import Deadline
 from fault_loads import webhook_users
 from stack import ServiceProcess, prepared
 from topic_reading import read_topic
@@ -27,6 +28,7 @@ from streams.kafka.config import producer_config
 from streams.notification_requests import request_record
 
 NOTIFICATIONS = 5_000
+BUDGET_S = 480  # every wait of the test together (deadline.py)
 USERS = 20
 KILL_AT_LEDGER_ROWS = (1_200, 2_600, 4_000)
 TERMINAL = {"notification.completed", "notification.given_up"}
@@ -70,7 +72,10 @@ def saga_streams(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     return streams
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + 100)  # and the services stopped, the topics read
 def test_sigkill_the_notifier_three_times_during_5000_notifications(settings: Settings) -> None:
+    deadline = Deadline(BUDGET_S)
     with webhook_sink(fail_rate=0.2) as (sink, port):
         stack = prepared(
             settings,
@@ -84,19 +89,23 @@ def test_sigkill_the_notifier_three_times_during_5000_notifications(settings: Se
         services = {name: ServiceProcess(name, stack) for name in names}
         try:
             for service in services.values():
-                service.start()
+                service.start(deadline.left(60, f"the {service.name} to start"))
             users = webhook_users(stack, USERS, f"http://127.0.0.1:{port}/flaky")
-            ids = asyncio.run(submit_all(stack, users))
+            ids = deadline.run(submit_all(stack, users), 120, "the requests produced")
             notifier = services["notifier"]
             for rows in KILL_AT_LEDGER_ROWS:
-                wait_until(lambda r=rows: len(ledger_rows(stack)) >= r, 120, f"{rows} attempts")
+                wait_until(
+                    lambda r=rows: len(ledger_rows(stack)) >= r,
+                    deadline.left(120, f"{rows} attempts"),
+                    f"{rows} attempts",
+                )
                 notifier.kill()
-                notifier.start()
+                notifier.start(deadline.left(60, "the notifier to start again"))
             streams = wait_until(
                 lambda: (s := saga_streams(stack))
                 and all(i in s and s[i][-1]["type"] in TERMINAL for i in ids)
                 and s,
-                240,
+                deadline.left(240, "every saga to end"),
                 "every saga to end",
             )
         finally:

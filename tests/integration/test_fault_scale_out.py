@@ -22,7 +22,6 @@ survivors did the work.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import re
 import signal
@@ -34,9 +33,12 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka.admin import AdminClient
+from deadline import Deadline
+from fault_http import NO_ANSWER, FaultClient, fault_client
 from stack import NEXUS, prepared
 from test_fault_kill import (
     CONCURRENCY,
+    SCOPES,
     TOTAL,
     USERS,
     WORKSPACES,
@@ -50,7 +52,6 @@ from test_fault_kill import (
 from test_gateway_instances import listeners
 from topic_reading import read_topic
 
-from gateway.auth import TokenVerifier
 from infra.config.scale import SERVICE_PORT_FIELDS, ServiceName
 from infra.config.settings import Settings
 from infra.local.child_process import ChildProcess, answers
@@ -63,6 +64,7 @@ ACCEPTED_202 = (
     r'nexus_http_requests_total\{method="(?:POST|PATCH)",route="[^"]+",status="202"\} (\S+)'
 )
 Step = tuple[str, int]  # (aggregate id, index of the command in its plan)
+BUDGET_S = 480  # every wait of the test together (deadline.py)
 
 
 def instance(service: ServiceName, settings: Settings, n: int, port: int) -> ChildProcess:
@@ -104,8 +106,8 @@ def member(settings: Settings, process: ChildProcess) -> str:
 class ScaledLoad(Load):
     """test_fault_kill's load, where a request may also go unanswered (its gateway died)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        super().__init__(client)
+    def __init__(self, http: FaultClient) -> None:
+        super().__init__(http)
         self.attempts: dict[str, Step] = {}  # correlation id -> its step, every attempt
         self.acknowledged: dict[str, str] = {}  # correlation id -> command id, 202s
         self.gateway_killed = False
@@ -121,25 +123,21 @@ class ScaledLoad(Load):
     async def _send(
         self, aggregate: str, index: int, method: str, path: str, body: dict[str, Any]
     ) -> None:
-        for attempt in itertools.count():
-            correlation = f"{aggregate}.{index}.{attempt}"
+        sent_after_kill = False
+
+        def attempt(number: int) -> dict[str, str]:  # each attempt traced on its own
+            nonlocal sent_after_kill
+            correlation = f"{aggregate}.{index}.{number}"
             self.attempts[correlation] = (aggregate, index)
             sent_after_kill = self.gateway_killed
-            try:
-                response = await self.client.request(
-                    method, path, json=body, headers={"X-Correlation-Id": correlation}
-                )
-            except httpx.TransportError:
-                self.failures[0] += 1  # no answer: not acknowledged, though maybe stored
-            else:
-                if response.status_code == 202:
-                    command_id = response.json()["command_id"]
-                    self.accepted.append(command_id)
-                    self.acknowledged[correlation] = command_id
-                    self.after_gateway_kill += sent_after_kill
-                    return
-                self.failures[response.status_code] += 1  # 503: not stored
-            await asyncio.sleep(0.2)
+            return {"X-Correlation-Id": correlation}
+
+        response = await self.http.send(method, path, json=body, headers=attempt)
+        assert response is not None and response.status_code == 202, response
+        command_id = response.json()["command_id"]
+        self.accepted.append(command_id)
+        self.acknowledged[response.request.headers["X-Correlation-Id"]] = command_id
+        self.after_gateway_kill += sent_after_kill
 
 
 class Stack:
@@ -164,20 +162,21 @@ class Stack:
         [alive] = [p for p in self.instances[service] if p is not self.killed.get(service)]
         return alive
 
-    def start(self) -> None:
+    def start(self, deadline: Deadline) -> None:
         processors, projectors, gateways = self.instances.values()
         for processor in processors:
-            processor.start(120)
-        projectors[0].start(120)  # it takes every projection's lock
-        projectors[1].start(120, probe="/healthz")  # a standby is alive but not ready
+            processor.start(deadline.left(120, f"{processor.name} to start"))
+        # The first takes every projection's lock; a standby is alive but not ready.
+        projectors[0].start(deadline.left(120, "the first projector to start"))
+        projectors[1].start(deadline.left(120, "the standby to start"), probe="/healthz")
         for gateway in gateways:
-            gateway.start(120)  # ready on its own port
+            gateway.start(deadline.left(120, f"{gateway.name} to start"))  # on its own port
         members = {member(self.settings, p) for p in processors}
         wait_for(
             lambda: (found := group_assignment(self.settings)).keys() == members
             and sorted(map(len, found.values())) == [3, 3]
             and set[int]().union(*found.values()) == set(range(self.settings.partitions)),
-            60,
+            deadline.left(60, "the processors' assignment"),
             "each command processor holding three partitions",
         )
         assert listeners(self.settings.gateway_port) == 2
@@ -228,18 +227,10 @@ class Stack:
 async def send_all(
     stack: Stack, kills: Sequence[tuple[int, Callable[[ScaledLoad], None]]]
 ) -> ScaledLoad:
-    settings = stack.settings
-    token = TokenVerifier(
-        settings.resolved_jwt_secret(), settings.jwt_issuer, settings.jwt_audience
-    )
-    scopes = ["users:write", "workspaces:write", "users:admin", "workspaces:admin"]
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{settings.gateway_port}",
-        headers={"Authorization": "Bearer " + token.issue("fault", scopes)},
-        timeout=60,
-        limits=httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=1.0),
-    ) as client:
-        load = ScaledLoad(client)
+    # A request under way on the killed gateway gets no answer; nothing else may fail.
+    allowed = {NO_ANSWER}
+    async with fault_client(stack.settings, SCOPES, allowed, connections=CONCURRENCY) as http:
+        load = ScaledLoad(http)
         gate = asyncio.Semaphore(CONCURRENCY)
         plans = [(f"u{i}", user_commands(i)) for i in range(USERS)] + [
             (f"w{i}", workspace_commands(i)) for i in range(WORKSPACES)
@@ -259,19 +250,21 @@ def attempt_number(correlation: str) -> int:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + 100)  # and the instances stopped, the topics read
 def test_two_of_each_service_with_one_of_each_sigkilled_mid_stream(settings: Settings) -> None:
+    deadline = Deadline(BUDGET_S)
     ports = free_ports(7)
     stack = Stack(prepared(settings, gateway_port=ports.pop()), ports)
     settings = stack.settings
     try:
-        stack.start()
+        stack.start(deadline)
         began = time.monotonic()
         kills = [
             (TOTAL // 4, stack.kill_processor),
             (TOTAL // 2, stack.kill_projector),
             (3 * TOTAL // 4, stack.kill_gateway),
         ]
-        load = asyncio.run(send_all(stack, kills))
+        load = deadline.run(send_all(stack, kills), 300, f"{TOTAL} commands sent")
         stack.seen["sending s"] = round(time.monotonic() - began, 1)
 
         # One of each was killed and stayed dead (unsupervised); the other of each lives.
@@ -289,14 +282,14 @@ def test_two_of_each_service_with_one_of_each_sigkilled_mid_stream(settings: Set
         assert set(stored) <= set(load.attempts), "a command nobody sent"
         assert {c: stored.get(c) for c in load.acknowledged} == load.acknowledged, "202 lost"
         unanswered = set(stored) - set(load.acknowledged)
-        assert load.failures[0] > 0, "no request was under way on the killed gateway"
-        assert len(unanswered) <= load.failures[0]
+        assert load.failures[NO_ANSWER] > 0, "no request was under way on the killed gateway"
+        assert len(unanswered) <= load.failures[NO_ANSWER]
 
         outcomes = wait_for(
             lambda: (o := read_topic(settings, settings.topic("outcomes")))
             and len(o) >= len(commands)
             and o,
-            180,
+            deadline.left(180, "every outcome"),
             "every outcome",
         )
         decided = Counter(o.record["command_id"] for o in outcomes)
@@ -337,7 +330,11 @@ def test_two_of_each_service_with_one_of_each_sigkilled_mid_stream(settings: Set
             assert seen == list(range(1, len(seen) + 1)), f"{aggregate} versions {seen}"
 
         expected = fold(events)
-        wait_for(lambda: read_models(settings) == expected, 120, "projections to equal the fold")
+        wait_for(
+            lambda: read_models(settings) == expected,
+            deadline.left(120, "the projections"),
+            "projections to equal the fold",
+        )
 
         # The survivors did the work: the processor holds every partition (and every
         # command was decided, above), the projector keeps every projection and applied

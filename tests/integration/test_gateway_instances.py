@@ -52,6 +52,8 @@ def healthz_answered(instance: ChildProcess) -> int:
     return int(float(found[1])) if found else 0
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(180)  # its waits: two starts of 60 s
 def test_both_gateways_answer_on_the_shared_port_and_it_survives_either(
     gateways: tuple[Settings, list[ChildProcess]],
 ) -> None:

@@ -20,7 +20,8 @@ from infra.local.processes import is_alive
 from infra.local.supervise import supervised_child
 from projections.migrations import migrate
 
-pytestmark = pytest.mark.fault
+# Its waits: PostgreSQL's start (90 s) twice, the gateway's (60 s), the kill 30 s, the heal 60 s.
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(420)]
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> None:

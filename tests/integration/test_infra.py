@@ -80,6 +80,8 @@ def test_postgres_stop_then_start_keeps_data(
         assert conn.execute("SELECT value FROM kept").fetchall() == [("still here",)]
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(180)  # its waits: a start of 90 s, back within 30 s
 def test_a_sigkilled_postgres_comes_back_by_itself_with_its_data(
     postgres_server_factory: Callable[[], PostgresServer],
 ) -> None:

@@ -57,6 +57,7 @@ def wait_for_new_jvm(broker: KafkaServer, killed: int, timeout: float) -> int:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(300)  # its waits: the broker started (120 s), back within 60 s
 def test_a_sigkilled_broker_comes_back_with_every_acknowledged_message(
     kafka_cluster_factory: KafkaClusterFactory,
 ) -> None:

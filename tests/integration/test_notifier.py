@@ -123,6 +123,9 @@ def test_a_failing_endpoint_is_retried_then_given_up(
     assert ledger(stack, saga_id) == [("webhook", n, "failed") for n in (1, 2, 3)]
 
 
+# Its waits: the module's four starts when run alone, 30 + 60 + 30 s.
+@pytest.mark.fault
+@pytest.mark.timeout(360)
 def test_a_retry_scheduled_before_a_crash_still_happens(
     stack: Settings,
     api: httpx.Client,

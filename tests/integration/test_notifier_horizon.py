@@ -17,6 +17,7 @@ from webhook_sink import SinkLog, wait_until
 
 from aggregates.user.events import ChannelAddress
 from infra.config.settings import Settings
+from infra.local.lag import group_lag
 from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import RecordDelivery, StartNotification
 from sagas.notification.request import notification_id_for
@@ -104,7 +105,9 @@ def test_a_key_repeated_after_the_horizon_is_not_sent_again(
         60,
         "the new key's webhook",
     )
-    time.sleep(2.0)  # the old key was in the same batch or before; give it time to misbehave
+    # The notifier committed past both requests: a saga the repeated key started would be in
+    # the log by now, its events written in the transaction that took the request.
+    wait_until(lambda: group_lag(stack, "notifier") == 0, 30, "the notifier to take both")
 
     assert len(saga_events(stack, old_id)) == written
     assert [r.key for r in log.snapshot() if r.key and r.key.startswith(old_id)] == []

@@ -70,6 +70,7 @@ def projector_process(settings: Settings) -> Iterator[ProjectorProcess]:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(240)  # its waits: starts of 30 s, catch-ups of 30 s
 def test_sigkill_mid_stream_then_restart_applies_everything_once(
     settings: Settings, projector_process: ProjectorProcess
 ) -> None:

@@ -60,6 +60,7 @@ def write_round(writer: EventWriter, n: int) -> None:
 
 
 @pytest.mark.fault
+@pytest.mark.timeout(240)  # its waits: starts of 30 s, catch-ups of 30 s, takeover 20 s
 def test_a_standby_projector_applies_nothing_until_it_takes_over_from_the_checkpoints(
     settings: Settings, instances: list[Instance]
 ) -> None:

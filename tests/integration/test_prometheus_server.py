@@ -66,6 +66,8 @@ def test_a_changed_configuration_is_reloaded_by_the_running_server(
     until(lambda: {"projector", "projector-2"} <= instances(again))
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(240)  # its waits: start 60 s, back 30 s + 60 s, stop 20 s
 def test_a_killed_server_comes_back_and_stop_ends_it(
     started: Callable[[str], PrometheusServer],
 ) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from deadline import Deadline
 from stack import NEXUS
 
 from infra.config.scale import SERVICES
@@ -23,6 +24,8 @@ from infra.local.processes import command_line, free_port, is_alive
 
 SCALE = ",".join(f"{service}=2" for service in SERVICES)
 INSTANCES = [name for service in SERVICES for name in (service, f"{service}-2")]
+BUDGET_S = 400  # every wait of the test together (deadline.py); each was once its own
+DOWN_S = 180
 
 
 def bindable(port: int) -> bool:
@@ -88,13 +91,16 @@ def stack_env(settings: Settings) -> Iterator[dict[str, str]]:
         **instance_ports(),
     )
     yield env
-    nexus(env, "down", timeout=180)
+    nexus(env, "down", timeout=DOWN_S)
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(BUDGET_S + DOWN_S + 10)  # and the fixture's `nexus down`
 def test_up_runs_two_of_everything_that_heal_and_down_stops_them_all(
     stack_env: dict[str, str],
 ) -> None:
-    up = nexus(stack_env, "up", timeout=400)
+    deadline = Deadline(BUDGET_S)
+    up = nexus(stack_env, "up", timeout=deadline.left(400, "nexus up"))
     assert up.returncode == 0, up.stdout + up.stderr
     code, rows = status_rows(stack_env)
     assert list(rows) == ["kafka", "postgres", "prometheus", *INSTANCES]  # the first two external
@@ -108,7 +114,8 @@ def test_up_runs_two_of_everything_that_heal_and_down_stops_them_all(
 
     os.kill(pids["command-processor-2"], signal.SIGKILL)
 
-    wait_restarted(stack_env, "command-processor-2", pids["command-processor-2"])
+    back_within = deadline.left(90, "the killed instance back")
+    wait_restarted(stack_env, "command-processor-2", pids["command-processor-2"], back_within)
     gateway = f"http://127.0.0.1:{stack_env['NEXUS_GATEWAY_PORT']}/readyz"
     assert httpx.get(gateway, timeout=5).status_code == 200
     logs = nexus(stack_env, "logs", "projector", "-n", "1")
@@ -116,13 +123,13 @@ def test_up_runs_two_of_everything_that_heal_and_down_stops_them_all(
 
     # Scaling down: `up` stops the instance beyond the new count and leaves the rest running.
     fewer = {**stack_env, "NEXUS_SCALE": SCALE.replace("notifier=2", "notifier=1")}
-    again = nexus(fewer, "up", timeout=400)
+    again = nexus(fewer, "up", timeout=deadline.left(400, "nexus up, scaled down"))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "notifier-2         stopped (beyond NEXUS_SCALE)" in again.stdout
     assert again.stdout.count("already running") == len(INSTANCES)  # Prometheus, less one
     assert "notifier-2" not in status_rows(fewer)[1]
 
-    down = nexus(stack_env, "down", timeout=180)
+    down = nexus(stack_env, "down", timeout=deadline.left(DOWN_S, "nexus down"))
 
     assert down.returncode == 0, down.stderr
     survivors = [pid for pid in [*supervisors, *pids.values()] if is_alive(pid)]

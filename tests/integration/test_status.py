@@ -66,6 +66,8 @@ def observed_until(app: AppProcess, wanted: Callable[[Observed], bool], timeout:
     return seen
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(120)  # its waits: 20 s + 20 s
 def test_status_shows_the_programs_own_pid_and_a_killed_one_comes_back(
     supervised: Callable[[str, list[str], int], AppProcess],
 ) -> None:

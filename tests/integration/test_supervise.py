@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from infra.local.processes import command_line, is_alive
 from infra.local.supervise import TETHER, supervised_argv, supervised_child
 
@@ -78,6 +80,8 @@ def test_a_program_that_ends_is_started_again_until_the_supervisor_is_stopped(
     assert not is_alive(third)
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(90)  # its waits: 20 s + 5 s
 def test_a_sigkilled_supervisor_takes_its_program_with_it(tmp_path: Path) -> None:
     log, stopped = tmp_path / "runs", tmp_path / "stopped"
     program = [sys.executable, "-c", PROGRAM, str(log), str(stopped)]
@@ -94,6 +98,8 @@ def test_a_sigkilled_supervisor_takes_its_program_with_it(tmp_path: Path) -> Non
     assert stopped.read_text() == "SIGINT"  # the kernel's parent-death signal, as asked
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(90)  # its waits: 20 s + 5 s
 def test_a_program_run_as_another_user_still_dies_with_its_supervisor() -> None:
     # The kernel clears the parent-death signal when a process changes user: the tether
     # must arm it after switching (PostgreSQL runs this way under root).
@@ -114,6 +120,8 @@ def _uid(pid: int) -> int:
     return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
+@pytest.mark.fault
+@pytest.mark.timeout(90)  # its waits: 20 s + 20 s
 def test_killing_the_program_gets_it_restarted_with_a_new_pid(tmp_path: Path) -> None:
     log, stopped = tmp_path / "runs", tmp_path / "stopped"
     log.write_text("0 0\n0 0\n")

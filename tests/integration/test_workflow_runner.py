@@ -122,6 +122,9 @@ def counter(name: str, workflow: str) -> float:
     )
 
 
+# Its waits: 60 s each, two starts of 60 s, and the module's stack when run alone.
+@pytest.mark.fault
+@pytest.mark.timeout(420)
 def test_events_become_the_configured_requests_once(stack: Settings) -> None:
     settings = stack
     group = f"{settings.topic_prefix}.workflows"
