@@ -23,8 +23,19 @@ from schemas.tracking_plan import GENERIC_TYPE
 
 SAMPLE_TIME = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 PRIMITIVES: dict[str, Any] = {"long": 7, "int": 3, "double": 1.5, "float": 2.5, "boolean": True}
-# String fields whose value a consumer checks: the rest get "<field>-1".
-STRINGS = {"email": "ada@example.com", "data": "{}", "template": "welcome", "role": "member"}
+# String fields whose value a consumer checks: the rest get "<field>-1". The one user acts.
+STRINGS = {
+    "email": "ada@example.com",
+    "address": "ada@example.com",
+    "data": "{}",
+    "template": "welcome",
+    "role": "member",
+    "locale": "en",
+    "owner_id": "user-1",
+    "start": "22:00",
+    "end": "07:00",
+    "timezone": "UTC",
+}
 
 
 def multi_version_names() -> list[str]:
@@ -56,8 +67,11 @@ def encode_as(schema: SchemaVersion, record: dict[str, Any]) -> bytes:
 
 
 def sample(schema: SchemaVersion, aggregate_id: str) -> dict[str, Any]:
-    """A record of `schema` with an envelope a consumer accepts and made-up data."""
+    """A record of `schema` with an envelope a consumer accepts and made-up data: optional
+    envelope fields at their defaults, every data field with a value."""
     record: dict[str, Any] = _value(schema.raw, "")
+    data = next(f["type"] for f in schema.raw["fields"] if f["name"] == "data")
+    record["data"] = _value(data, "data", defaults=False)
     name, fields = schema.name, {f["name"] for f in schema.raw["fields"]}
     if schema.kind == "tracking":
         record["type"] = "sample.clicked" if name == GENERIC_TYPE else name
@@ -90,9 +104,9 @@ def _with_defaults(schema: dict[str, Any], record: dict[str, Any]) -> dict[str, 
     return out
 
 
-def _value(schema: Any, field: str) -> Any:
+def _value(schema: Any, field: str, *, defaults: bool = True) -> Any:
     if isinstance(schema, list):  # a union: its first branch that holds a value
-        return _value(next((b for b in schema if b != "null"), "null"), field)
+        return _value(next((b for b in schema if b != "null"), "null"), field, defaults=defaults)
     if isinstance(schema, str):
         if schema == "string":
             return STRINGS.get(field, f"{field}-1")
@@ -102,14 +116,16 @@ def _value(schema: Any, field: str) -> Any:
     match schema["type"]:
         case "record":
             return {
-                f["name"]: f["default"] if "default" in f else _value(f["type"], f["name"])
+                f["name"]: f["default"]
+                if defaults and "default" in f
+                else _value(f["type"], f["name"], defaults=defaults)
                 for f in schema["fields"]
             }
         case "array":
-            return [_value(schema["items"], field)]
+            return [_value(schema["items"], field, defaults=defaults)]
         case "map":
-            return {"key": _value(schema["values"], field)}
+            return {"key": _value(schema["values"], field, defaults=defaults)}
         case "enum":
             return schema["symbols"][0]
         case kind:
-            return _value(kind, field)
+            return _value(kind, field, defaults=defaults)

@@ -187,7 +187,9 @@ def test_the_command_processor_decides_old_commands_as_the_latest(worlds: Worlds
     old, latest = ([s.record for s in found] for found in outcomes)
     assert [o["status"] for o in old] == [o["status"] for o in latest]
     assert old == latest
-    assert "accepted" in {o["status"] for o in old}, old  # the data was read, not just refused
+    # Accepted, so the data was read too: a new command whose sample is refused needs a value
+    # in wire_versions.STRINGS (or a place in the order above).
+    assert [o for o in old if o["status"] != "accepted"] == []
     events = [sorted_records(read_topic(world, world.topic("events"))) for world in worlds.both()]
     assert events[0] == events[1]
     assert events[0], "no command was accepted"
