@@ -121,7 +121,8 @@ def test_every_multi_version_schema_has_its_consumers_tested() -> None:
     for name in MULTI_VERSION:
         topic = logical_topic(name)
         assert topic in CONSUMERS, f"{name} travels on {topic}, whose consumers no test covers"
-        assert "tail" in CONSUMERS[topic]
+    consumers = {consumer for names in CONSUMERS.values() for consumer in names}
+    assert consumers == set(WIRE_TESTS), "each consumer named above needs its wire test"
     assert set(read_by("command-processor")) == set(default_registry().names("commands")) & set(
         MULTI_VERSION
     )
@@ -264,6 +265,7 @@ def test_the_notifier_delivers_an_old_saga_event_as_the_latest(
         write_saga_until(worlds, old, saga_id)
     worlds.flush()
 
+    sagas = {saga_id for _, saga_id in old_and_latest(name)}
     started = [ServiceProcess("notifier", s).start() for s in notifiers]
     try:
         for _, saga_id in old_and_latest(name):
@@ -273,6 +275,8 @@ def test_the_notifier_delivers_an_old_saga_event_as_the_latest(
             assert set(bodies) == {"/old", "/latest"}
             assert bodies["/old"] == bodies["/latest"]
             assert b'"Ada"' in bodies["/old"]
+        for world in worlds.both():  # the notifier records the delivery after making it
+            wait_for(lambda w=world: completed(w, sagas), 30, "the sagas completed")
     finally:
         for service in started:
             service.stop()
@@ -281,6 +285,12 @@ def test_the_notifier_delivers_an_old_saga_event_as_the_latest(
         for found in (read_topic(w, w.topic("notifications")) for w in worlds.both())
     ]
     assert types[0] == types[1]
+
+
+def completed(settings: Settings, sagas: set[str]) -> bool:
+    found = read_topic(settings, settings.topic("notifications"))
+    done = {s.record["aggregate_id"] for s in found if s.record["type"] == "notification.completed"}
+    return done >= sagas
 
 
 def add_webhook_user(settings: Settings, user_id: str, url: str) -> None:
@@ -312,3 +322,11 @@ def write_saga_until(worlds: Worlds, old: SchemaVersion, saga_id: str) -> None:
         value = worlds.codec.encode(out.event.TYPE, record)
         worlds.write_both("notifications", saga_id, value, partition)
     raise AssertionError(f"a started saga writes no {old.name}")
+
+
+WIRE_TESTS = {
+    "tail": test_tail_prints_an_old_version_as_the_latest,
+    "command-processor": test_the_command_processor_decides_old_commands_as_the_latest,
+    "projector": test_the_projector_folds_old_events_into_the_latest_rows,
+    "notifier": test_the_notifier_delivers_an_old_saga_event_as_the_latest,
+}
