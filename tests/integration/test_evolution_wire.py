@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from confluent_kafka import Producer
 from conftest import isolated_settings
@@ -39,7 +40,9 @@ from wire_versions import (
 from aggregates.user.events import ChannelAddress
 from infra.config.settings import Settings
 from infra.local.service_env import environment
+from projections.analytics.rollups import ROLLUPS
 from projections.catalog import PROJECTIONS
+from projections.migrations import migrate
 from projections.projector import Projector
 from sagas.circuit.breaker import CircuitConfig
 from sagas.notification.commands import StartNotification
@@ -57,13 +60,13 @@ from streams.notifier.records import saga_record
 
 # Who reads each topic that carries a schema with several versions. A multi-version schema on
 # a topic missing here fails `test_every_multi_version_schema_has_its_consumers_tested`.
-# (The analytics worker keeps the rollups with the projection's BatchApplier, the one the
-# projector's runners use here.)
+# On `analytics` the projector stands for a replay (same runner code); the analytics worker
+# keeps those rollups live.
 CONSUMERS = {
     "commands": ("command-processor", "tail"),
     "events": ("projector", "tail"),
     "notifications": ("projector", "notifier", "tail"),
-    "analytics": ("projector", "tail"),
+    "analytics": ("projector", "analytics-worker", "tail"),
 }
 MULTI_VERSION = multi_version_names()
 
@@ -243,6 +246,38 @@ def test_the_projector_folds_old_events_into_the_latest_rows(worlds: Worlds) -> 
     assert filled >= {PROJECTIONS[p].tables[0].name for p in projections}
 
 
+def test_the_analytics_worker_rolls_up_old_tracked_events_as_the_latest(worlds: Worlds) -> None:
+    names = read_by("analytics-worker")
+    for name in names:
+        for old, key in old_and_latest(name):
+            worlds.write(logical_topic(name), key, old, sample(old, key))
+    worlds.flush()
+    sent = sum(len(older_versions(n)) for n in names)
+
+    rollups = []
+    for world in worlds.both():
+        migrate(world.resolved_database_url)
+        worker = ServiceProcess("analytics", world).start()
+        try:
+            wait_for(lambda w=world: minute_count(w) == sent, 60, "every event rolled up")
+        finally:
+            worker.stop()
+        rollups.append(dump_views(world.resolved_database_url)[ROLLUPS.name])
+
+    assert rollups[0] == rollups[1]
+    assert {row[1] for row in rollups[0]} == {
+        sample(older_versions(n)[0], "").get("type") for n in names
+    }
+
+
+def minute_count(settings: Settings) -> int:
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM public.rollups WHERE granularity = 'minute'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 SAGA_DATA = json.dumps(
     {"user": {"name": "Ada", "email": "a@x.io"}, "app": {"name": "N", "url": "u"}}
 )
@@ -329,4 +364,5 @@ WIRE_TESTS = {
     "command-processor": test_the_command_processor_decides_old_commands_as_the_latest,
     "projector": test_the_projector_folds_old_events_into_the_latest_rows,
     "notifier": test_the_notifier_delivers_an_old_saga_event_as_the_latest,
+    "analytics-worker": test_the_analytics_worker_rolls_up_old_tracked_events_as_the_latest,
 }
