@@ -13,18 +13,28 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from aggregates.user.events import ChannelAddress
 from infra.config.settings import Settings
-from projections.catalog import PROJECTOR_PROJECTIONS
+from projections.catalog import PROJECTIONS, PROJECTOR_PROJECTIONS
+from sagas.circuit.breaker import CircuitConfig
+from sagas.notification.commands import RecordDelivery, StartNotification
+from sagas.rendering import TemplateRenderer
+from sagas.runtime.contents import RenderedContents
+from sagas.runtime.engine import SagaEngine, Work
 from schemas.codec import AvroCodec
+from schemas.registry import default_registry
+from schemas.tracking_plan import GENERIC_TYPE
 from streams.kafka.config import consumer_config, producer_config
 from streams.kafka.topics import Topics
+from streams.notifier.records import saga_record
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
+TEMPLATE_DATA = '{"user": {"name": "Ada", "email": "a@x.io"}, "app": {"name": "N", "url": "u"}}'
+# Every table of every projection in the catalog, by its public view, with its primary key.
 VIEWS = {
-    "users": "user_id",
-    "workspaces": "workspace_id",
-    "memberships": "workspace_id, user_id",
-    "command_outcomes": "command_id",
+    table.name: ", ".join(table.key)
+    for projection in PROJECTIONS.values()
+    for table in projection.tables
 }
 
 
@@ -38,6 +48,7 @@ class EventWriter:
         self.versions: dict[str, int] = {}
         self.delivered: list[tuple[str, int, int]] = []  # (topic, partition, offset)
         self.ticks = 0
+        self.sagas = SagaEngine(RenderedContents(TemplateRenderer()), CircuitConfig(5, 1_000))
 
     def event(self, type_: str, aggregate_id: str, data: dict[str, Any]) -> int:
         version = self.versions.get(aggregate_id, 0) + 1
@@ -78,6 +89,43 @@ class EventWriter:
 
     def raw(self, key: str, value: bytes) -> None:
         self._produce(self.topics.events, key, value)
+
+    def notification(self, saga_id: str, user_id: str, *, delivered: bool) -> None:
+        """A notification saga's events as its engine decides them, on the saga topic."""
+        self.ticks += 1
+        at = int((T0 + timedelta(seconds=self.ticks)).timestamp() * 1000)
+        address = ChannelAddress("webhook", f"https://example.com/{user_id}")
+        start = StartNotification(
+            notification_id=saga_id, user_id=user_id, template="welcome", data=TEMPLATE_DATA,
+            requested_at=at, deadline=at + 3_600_000, preferences=(address,),
+        )  # fmt: skip
+        works = [[Work(saga_id, 0, start)]]
+        if delivered:
+            works.append([Work(saga_id, 0, RecordDelivery("webhook", 1, "HTTP 200", 5))])
+        for step, batch in enumerate(works):
+            for out in self.sagas.run(batch, at + step).events:
+                record = saga_record(out, datetime.fromtimestamp((at + step) / 1000, UTC))
+                value = self.codec.encode(out.event.TYPE, record)
+                self._produce(self.topics.notifications, saga_id, value)
+
+    def tracked(self, type_: str, user_id: str | None, data: dict[str, Any]) -> None:
+        """A tracked event as ingestion writes it; a type the plan lacks goes as generic."""
+        self.ticks += 1
+        at = T0 + timedelta(seconds=self.ticks)
+        record = {
+            "event_id": str(uuid.uuid4()),
+            "type": type_,
+            "user_id": user_id,
+            "anonymous_id": None if user_id else f"anon-{self.ticks % 5}",
+            "timestamp": at,
+            "timestamp_defaulted": False,
+            "received_at": at + timedelta(seconds=self.ticks % 3),
+            "source": "test",
+            "data": data,
+        }
+        planned = type_ in default_registry().names("tracking")
+        value = self.codec.encode(type_ if planned else GENERIC_TYPE, record)
+        self._produce(self.topics.analytics, user_id or record["event_id"], value)
 
     def _produce(self, topic: str, key: str, value: bytes) -> None:
         try:
@@ -140,15 +188,7 @@ def checkpoints(database_url: str) -> dict[tuple[str, str, int], int]:
     return {(name, topic, partition): offset for name, topic, partition, offset in rows}
 
 
-PROJECTION_TOPICS = {
-    "users": "events",
-    "workspaces": "events",
-    "memberships": "events",
-    "command_outcomes": "outcomes",
-    "notifications": "notifications",
-    "analytics": "analytics",
-    "anomalies": "events",
-}
+PROJECTION_TOPICS = {name: projection.topic for name, projection in PROJECTIONS.items()}
 
 
 def all_caught_up(
@@ -199,3 +239,26 @@ def populate(writer: EventWriter, prefix: str, users: int, workspaces: int) -> N
     for n in range(workspaces):
         members = [ids[(n * 7 + k) % users] for k in range(1, 4)]
         writer.workspace(f"{prefix}-w{n:04d}", ids[n % users], members)
+
+
+def populate_stream_views(writer: EventWriter, prefix: str, count: int) -> None:
+    """Rows for the views beyond users and workspaces: notifications, tracked events
+    (planned and generic) and anomalies, ids under `prefix`."""
+    for n in range(count):
+        user_id = f"{prefix}-u{n:04d}"
+        writer.notification(f"{prefix}-n{n:04d}", user_id, delivered=n % 3 != 0)
+        page = {"page": f"/p{n % 4}", "referrer": None, "duration_ms": 100 * n}
+        writer.tracked("page.view", user_id if n % 2 else None, page)
+        writer.tracked("signup.clicked", user_id, {"properties": {"plan": f"p{n % 2}", "n": n}})
+        start = T0 + timedelta(minutes=n)
+        writer.event(
+            "analytics.anomaly_detected",
+            f"{prefix}-a{n:04d}",
+            {
+                "event_type": "page.view", "granularity": "minute", "window_start": start,
+                "window_end": start + timedelta(minutes=1), "direction": "up",
+                "expected": 1.0, "observed": 9.0 + n, "score": 4.5, "severity": "warning",
+                "breakdown_property": None, "breakdown_value": None,
+                "breakdown_expected": None, "breakdown_observed": None, "detected_at": start,
+            },
+        )  # fmt: skip
