@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -172,13 +172,19 @@ def notifications_problem(settings: Settings, ids: list[str], sink: SinkLog) -> 
     return ""
 
 
-def rollups_problem(settings: Settings, count: int) -> str:
-    """The topic holds `count` events and the rollups count each exactly once."""
+def rollups_problem(settings: Settings, sent: list[str], resent: Collection[str]) -> str:
+    """The topic holds each event `sent` once (twice at most if the load produced it again,
+    fault_loads.ProducedLoad) and nothing else, and the rollups count each record once."""
     records = [s.record for s in read_topic(settings, settings.topic("analytics"))]
-    if len(records) != count:
-        return f"{len(records)} events in the topic, {count} produced"
-    if (counted := sum(rollup_counts(settings).values())) != count:
-        return f"{counted} of {count} events counted"
+    held = Counter(record["event_id"] for record in records)
+    if missing := set(sent) - set(held):
+        return f"{len(missing)} of {len(sent)} events sent are not in the topic"
+    if foreign := set(held) - set(sent):
+        return f"{len(foreign)} events in the topic were never sent"
+    if twice := [id_ for id_, n in held.items() if n > (2 if id_ in resent else 1)]:
+        return f"{len(twice)} events in the topic more often than sent, e.g. {twice[0]}"
+    if (counted := sum(rollup_counts(settings).values())) != len(records):
+        return f"{counted} of the topic's {len(records)} events counted"
     if rollup_counts(settings) != minute_counts(records):
         return "rollups differ from the topic's per-minute counts"
     return ""

@@ -115,20 +115,22 @@ class CommandLoad(threading.Thread):
 
 
 class ProducedLoad(threading.Thread):
-    """Produces `payloads` (key, value) to `topic` at `rate`; counts acknowledgements.
+    """Produces `payloads` (key, value, and the id of what it holds) to `topic` at `rate`;
+    counts acknowledgements.
 
     librdkafka can wedge a partition for good after its leader was briefly -1 (#5430: a
-    broker fenced on its resume); the messages for it wait in its queue, never sent. When
-    acknowledgements stall for STALL_S while messages wait, the queue (never in flight,
-    so never written) is purged and produced again through a fresh producer: still
-    exactly once in the topic. The old producer is kept to settle what it has in flight.
+    broker fenced on its resume); the messages for it wait in its queue. When
+    acknowledgements stall for STALL_S while messages wait, the queue is purged and produced
+    again through a fresh producer; the old one is kept to settle what it has in flight. A
+    queued message may have been in flight before (a retry after its broker died, its answer
+    lost), so one produced again may be in the topic twice: `resent` names those.
     """
 
     def __init__(
         self,
         settings: Settings,
         topic: str,
-        payloads: list[tuple[str, bytes]],
+        payloads: list[tuple[str, bytes, str]],
         rate: float,
         stop: threading.Event,
     ) -> None:
@@ -137,18 +139,19 @@ class ProducedLoad(threading.Thread):
         self.stop = stop
         self.produced = self.acknowledged = self.renewals = 0
         self.errors: list[str] = []
-        self._purged: list[tuple[str, bytes]] = []
+        self.resent: set[str] = set()  # ids produced again after a purge
+        self._purged: list[tuple[str, bytes, str]] = []
         self._last_progress = time.monotonic()
         self._producer, self._retired = self._new_producer(), list[Producer]()
 
     def run(self) -> None:
         pacer = Pacer(self.rate)
-        for key, value in self.payloads:
+        for payload in self.payloads:
             time.sleep(pacer.delay())
             if self.stop.is_set():
                 break
             self.produced += 1
-            self._produce(key, value)
+            self._produce(payload)
             self._unstick()
         deadline = time.monotonic() + PATIENT_MS / 1000
         while self._waiting() and time.monotonic() < deadline:
@@ -163,13 +166,20 @@ class ProducedLoad(threading.Thread):
     def _new_producer(self) -> Producer:
         return Producer(producer_config(self.settings, **{"message.timeout.ms": PATIENT_MS}))
 
-    def _produce(self, key: str, value: bytes) -> None:
+    @property
+    def sent(self) -> list[str]:
+        """The ids of the payloads produced so far."""
+        return [id_ for _, _, id_ in self.payloads[: self.produced]]
+
+    def _produce(self, payload: tuple[str, bytes, str]) -> None:
+        key, value, _ = payload
+
         def delivered(error: KafkaError | None, _: Message) -> None:
             if error is None:
                 self.acknowledged += 1
                 self._last_progress = time.monotonic()
             elif error.code() == KafkaError._PURGE_QUEUE:
-                self._purged.append((key, value))
+                self._purged.append(payload)
             else:
                 self.errors.append(str(error))
 
@@ -192,16 +202,16 @@ class ProducedLoad(threading.Thread):
             self.renewals += 1
             self._last_progress = time.monotonic()
         purged, self._purged = self._purged, []
-        for key, value in purged:
-            self._produce(key, value)
+        for payload in purged:
+            self.resent.add(payload[2])
+            self._produce(payload)
 
 
 def request_load(
     settings: Settings, users: list[str], count: int, rate: float, stop: threading.Event
 ) -> ProducedLoad:
-    """Up to `count` notification requests (template welcome) spread over `users`; `.ids`
-    their ids, of which the first `.produced` were sent."""
-    codec, payloads, ids = AvroCodec(), [], []
+    """Up to `count` notification requests (template welcome) spread over `users`."""
+    codec, payloads = AvroCodec(), []
     for i in range(count):
         request = submission(
             user_id=users[i % len(users)],
@@ -211,13 +221,9 @@ def request_load(
             submitted_at=int(time.time() * 1000),
             idempotency_key=f"pause-{i}",
         )
-        ids.append(request.notification_id)
-        payloads.append(
-            (request.notification_id, codec.encode(request.TYPE, request_record(request)))
-        )
-    load = ProducedLoad(settings, settings.topic("notification-requests"), payloads, rate, stop)
-    load.ids = ids  # type: ignore[attr-defined]
-    return load
+        value = codec.encode(request.TYPE, request_record(request))
+        payloads.append((request.notification_id, value, request.notification_id))
+    return ProducedLoad(settings, settings.topic("notification-requests"), payloads, rate, stop)
 
 
 def tracked_load(
@@ -227,7 +233,7 @@ def tracked_load(
     codec = AvroCodec()
     start = datetime.now(UTC) - timedelta(minutes=20)
     payloads = [
-        (event["user_id"], codec.encode(event["type"], event))
+        (event["user_id"], codec.encode(event["type"], event), event["event_id"])
         for event in synthetic(count, start, 20 * 60, seed=11)
     ]
     return ProducedLoad(settings, settings.topic("analytics"), payloads, rate, stop)
@@ -298,12 +304,12 @@ class Loads:
 
     def checks(self, sink: SinkLog) -> dict[str, Callable[[], str]]:
         settings = self.settings
-        ids: list[str] = self.requests.ids[: self.requests.produced]  # type: ignore[attr-defined]
+        ids, tracked = self.requests.sent, self.tracked
         accepted = self.commands.accepted
         return {
             "commands": lambda: commands_problem(settings, accepted, self.commands.aggregates),
             "notifications": lambda: notifications_problem(settings, ids, sink),
-            "rollups": lambda: rollups_problem(settings, self.tracked.produced),
+            "rollups": lambda: rollups_problem(settings, tracked.sent, tracked.resent),
             "workflows": lambda: workflows_problem(settings),
         }
 
@@ -311,5 +317,5 @@ class Loads:
         return (
             f"{len(self.commands.accepted)} commands (not acknowledged:"
             f" {dict(self.commands.failures)}), {self.requests.produced} notifications,"
-            f" {self.tracked.produced} tracked events"
+            f" {self.tracked.produced} tracked events ({len(self.tracked.resent)} produced again)"
         )
