@@ -89,7 +89,8 @@ class BatchApplier:
     """Applies batches of one topic's messages to a projection.
 
     `give_up(position)`: whether an event that fails now is dead-lettered (True) or its
-    batch rolled back to be tried again (False, the default).
+    batch rolled back to be tried again (False, the default). `audit`: record each event
+    applied (store.record_applications), in the savepoint that writes its rows.
     """
 
     def __init__(
@@ -99,9 +100,12 @@ class BatchApplier:
         codec: AvroCodec,
         dead_letters: DeadLetters,
         give_up: Callable[[Position], bool] = _never,
+        *,
+        audit: bool = False,
     ) -> None:
         self.projection, self.topic = projection, topic
         self.codec, self.dead_letters, self.give_up = codec, dead_letters, give_up
+        self.audit = audit
 
     def apply(
         self, conn: Connection[Any], schema: str, messages: Sequence[SourceMessage]
@@ -157,6 +161,8 @@ class BatchApplier:
         rows = store.load_rows(conn, schema, self.projection, self._touched(events))
         self.projection.fold(rows, ((d.schema, d.event) for d in events))
         store.write_rows(conn, schema, self.projection, rows)
+        if self.audit:
+            store.record_applications(conn, schema, (d.position for d in events))
 
     def _decode(self, messages: Sequence[SourceMessage]) -> tuple[list[Decoded], int]:
         events: list[Decoded] = []

@@ -1,5 +1,6 @@
 """Creates the projection registry, version 1 of every projection and the public views,
-the notification delivery ledger and the gateway's table of published event ids.
+the notification delivery ledger, the gateway's table of published event ids and the
+projector's audit of applications.
 
 Idempotent and safe to run from several processes at once: everything happens in one
 transaction under an advisory lock. Views that exist are left alone, because repointing
@@ -29,6 +30,7 @@ def migrate(database_url: str) -> None:
         # Not projections, but the gateway uses them before any worker may have run.
         ensure_ledger(conn)
         ensure_published_events(conn)
+        conn.execute(store.APPLICATIONS_DDL)  # written only with NEXUS_PROJECTION_AUDIT
 
 
 def _ensure_live_version(conn: Connection[Any], projection: Projection) -> bool:

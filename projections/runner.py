@@ -84,7 +84,12 @@ class ProjectionRunner(threading.Thread):
         self._dead_letters = KafkaDeadLetters(settings, f"projection.{projection.name}", codec, now)
         self._attempts = Attempts(settings.projection_max_tries)
         self._applier = BatchApplier(
-            projection, self.topic, codec, self._dead_letters, self._attempts.last_try
+            projection,
+            self.topic,
+            codec,
+            self._dead_letters,
+            self._attempts.last_try,
+            audit=settings.projection_audit,
         )
         self._lag_at = 0.0
         self._positions: dict[int, int] = {}  # partition -> next offset, as committed

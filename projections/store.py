@@ -132,6 +132,25 @@ def _dumpable(value: Any, is_json: bool) -> Any:
     return Jsonb(value) if is_json and value is not None else value
 
 
+APPLICATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS projection_applications (
+    version_schema text NOT NULL,
+    partition integer NOT NULL,
+    "offset" bigint NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def record_applications(
+    conn: Connection[Any], schema: str, positions: Iterable[tuple[int, int]]
+) -> None:
+    """One row per event applied, in the batch's transaction (NEXUS_PROJECTION_AUDIT)."""
+    copy_in = 'COPY projection_applications (version_schema, partition, "offset") FROM STDIN'
+    with conn.cursor() as cur, cur.copy(copy_in) as copy:
+        for partition, offset in positions:
+            copy.write_row((schema, partition, offset))
+
+
 def load_checkpoints(conn: Connection[Any], schema: str, topic: str) -> dict[int, int]:
     """partition -> next offset to read, for the partitions this version has checkpointed."""
     query = sql.SQL("SELECT partition, next_offset FROM {} WHERE topic = %s").format(

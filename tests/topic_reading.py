@@ -20,6 +20,7 @@ class Stored:
     offset: int
     key: bytes | None
     record: dict[str, Any]
+    schema: str  # the writer schema's name: what a projection's handlers are keyed by
 
 
 def read_topic(
@@ -43,7 +44,8 @@ def read_topic(
 def _read_partition(
     consumer: Consumer, codec: AvroCodec, topic: str, partition: int
 ) -> list[Stored]:
-    return [
-        Stored(partition, message.offset(), message.key(), codec.decode(message.value())[1])
-        for message in read_to_end(consumer, topic, partition)
-    ]
+    found = []
+    for message in read_to_end(consumer, topic, partition):
+        schema, record = codec.decode(message.value())
+        found.append(Stored(partition, message.offset(), message.key(), record, schema.name))
+    return found

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         description="Tries the projector gives an event its handler fails on, a second apart,"
         " before it dead-letters it (projections/attempts.py).",
     )
+    projection_audit: bool = Field(
+        default=False,
+        description="The projector records every event it applies, one row per application,"
+        " in public.projection_applications: for fault tests, and for operators who want to"
+        " count applications (a COPY more per batch).",
+    )
     snapshot_every_events: int = Field(
         default=10_000,
         ge=0,

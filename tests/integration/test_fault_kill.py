@@ -1,8 +1,10 @@
-"""Fault test: 10,000 commands over 500 aggregates while processes are SIGKILLed.
+"""Fault test: 5,000 commands over 250 aggregates while processes are SIGKILLed.
 
-The command processor is killed twice and the projector once, mid-stream. Afterwards no
-202-answered command is lost, no event is duplicated, every aggregate's versions are
-contiguous, and the projections equal a fold over the events topic.
+The command processor is killed twice and the projector once, mid-stream, the projector
+while a batch transaction of its users projection is open (held there by a table lock the
+test takes). Afterwards no 202-answered command is lost, no event is duplicated, every
+aggregate's versions are contiguous, the projections equal a fold over the events topic,
+and the projector's audit shows each event applied exactly once by each projection.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 from deadline import Deadline
 from fault_http import FaultClient, fault_client
+from projector_audit import applied_once_problems, backend_gone, kill_inside_transaction
 from stack import ServiceProcess, prepared
 from topic_reading import Stored, read_topic
 
 from infra.config.settings import Settings
 
-USERS = WORKSPACES = 250
+USERS = WORKSPACES = 125
 PER_AGGREGATE = 20
 TOTAL = (USERS + WORKSPACES) * PER_AGGREGATE
 CONCURRENCY = 48
@@ -77,7 +81,10 @@ class Load:
                 self.accepted.append(response.json()["command_id"])
 
 
-async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) -> Load:
+Kill = tuple[int, ServiceProcess, Callable[[], object]]  # at so many 202s, restart after
+
+
+async def send_all(settings: Settings, kills: list[Kill]) -> Load:
     async with fault_client(settings, SCOPES, ALLOWED, connections=CONCURRENCY) as http:
         load = Load(http)
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -88,10 +95,10 @@ async def send_all(settings: Settings, kills: list[tuple[int, ServiceProcess]]) 
         async with asyncio.TaskGroup() as senders:
             for plan in plans:
                 senders.create_task(load.drive(plan, gate))
-            for threshold, victim in kills:
+            for threshold, victim, kill in kills:
                 while len(load.accepted) < threshold:
                     await asyncio.sleep(0.05)
-                victim.kill()
+                await asyncio.to_thread(kill)
                 await asyncio.to_thread(victim.start, 120)
     return load
 
@@ -154,16 +161,26 @@ def read_models(
 @pytest.mark.timeout(BUDGET_S + 100)  # and the services stopped, the topics read
 def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
     deadline = Deadline(BUDGET_S)
-    settings = prepared(settings)
+    settings = prepared(settings, projection_audit=True)
     processor = ServiceProcess("command-processor", settings)
     projector = ServiceProcess("projector", settings)
     gateway = ServiceProcess("gateway", settings)
     try:
         for service in (processor, projector, gateway):
             service.start(deadline.left(60, f"the {service.name} to start"))
-        kills = [(TOTAL // 4, processor), (TOTAL // 2, projector), (3 * TOTAL // 4, processor)]
+        in_transaction: list[int] = []  # the backend of the batch the projector was killed in
+
+        def kill_projector_mid_batch() -> None:
+            in_transaction.append(kill_inside_transaction(settings, "users", projector.kill))
+
+        kills: list[Kill] = [
+            (TOTAL // 4, processor, processor.kill),
+            (TOTAL // 2, projector, kill_projector_mid_batch),
+            (3 * TOTAL // 4, processor, processor.kill),
+        ]
         load = deadline.run(send_all(settings, kills), 300, f"{TOTAL} commands sent")
         assert (processor.starts, projector.starts) == (3, 2)
+        assert len(in_transaction) == 1, "the projector was not killed inside a transaction"
         assert len(load.accepted) == TOTAL == len(set(load.accepted))
 
         outcomes = wait_for(
@@ -194,6 +211,14 @@ def test_sigkill_processor_twice_and_projector_once(settings: Settings) -> None:
             deadline.left(120, "the projections"),
             "projections to equal the fold",
         )
+        topics = {settings.topic("events"): events, settings.topic("outcomes"): outcomes}
+        wait_for(
+            lambda: not applied_once_problems(settings, topics, ["command_outcomes"]),
+            deadline.left(60, "the outcomes projection"),
+            "the outcomes projection to apply every outcome",
+        )
+        assert applied_once_problems(settings, topics) == []
+        assert backend_gone(settings, in_transaction[0]), "the killed batch's backend lives on"
     finally:
         for service in (gateway, projector, processor):
             service.stop()

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
+from projector_audit import applied_once_problems
 from test_projection_support import EventWriter, all_caught_up, checkpoints, wait_until
+from topic_reading import read_topic
 
 from infra.config.settings import Settings
 from infra.local.processes import free_port
@@ -37,6 +39,7 @@ class ProjectorProcess:
             "NEXUS_HOME": str(settings.home),
             "NEXUS_PROJECTOR_HEALTH_PORT": str(self.port),
             "NEXUS_LOG_LEVEL": "warning",
+            "NEXUS_PROJECTION_AUDIT": "true",  # each application counted (projector_audit)
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -98,6 +101,8 @@ def test_sigkill_mid_stream_then_restart_applies_everything_once(
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT name, version, count(*) FROM public.users GROUP BY 1, 2")
         assert rows.fetchall() == [(f"n{rounds - 1}", rounds + 1, users)]
+    events = {settings.topic("events"): read_topic(settings, settings.topic("events"))}
+    assert applied_once_problems(settings, events, ["users"]) == []
     assert 'nexus_projection_events_applied_total{projection="users"}' in metrics(projector_process)
     caught_up = 'nexus_projection_lag_messages{projection="users"} 0.0'
     wait_until(lambda: caught_up in metrics(projector_process), timeout=5, what="lag 0")
