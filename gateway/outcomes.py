@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -28,7 +31,9 @@ from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 Outcome = dict[str, Any]
+T = TypeVar("T")
 RECENT = 10_000
+ASK_KAFKA_S = 30.0  # for metadata and watermarks, in slices of a second so a stop is quick
 
 
 class ConsumerStalled(Exception):
@@ -122,14 +127,24 @@ class OutcomeListener:
         self._consumer.close()
         self._consumer = Consumer(self._config)
 
+    def _ask(self, question: Callable[[], T]) -> T:
+        """`question` asked again until answered, ASK_KAFKA_S at most, or until stopped: a
+        stop must not wait out a long request to a Kafka that is away."""
+        deadline = time.monotonic() + ASK_KAFKA_S
+        while True:
+            try:
+                return question()
+            except KafkaException:
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    raise
+
     def _assign(self) -> None:
         """Every partition at the position reached, or at its end the first time."""
-        metadata = self._consumer.list_topics(self.topic, timeout=30).topics[self.topic]
-        for partition in metadata.partitions:
+        metadata = self._ask(lambda: self._consumer.list_topics(self.topic, timeout=1.0))
+        for partition in metadata.topics[self.topic].partitions:
             if partition not in self._positions:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), 30
-                )
+                where = TopicPartition(self.topic, partition)
+                _, high = self._ask(partial(self._consumer.get_watermark_offsets, where, 1.0))
                 self._positions[partition] = high
         self._consumer.assign(
             [TopicPartition(self.topic, p, offset) for p, offset in self._positions.items()]

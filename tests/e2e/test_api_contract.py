@@ -35,7 +35,7 @@ from gateway.auth import DEFAULT_SCOPES, OPERATOR_SCOPES, TokenVerifier
 from gateway.ingest import NDJSON
 from infra.config.settings import Settings
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 25
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

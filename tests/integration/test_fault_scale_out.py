@@ -1,4 +1,4 @@
-"""Fault test, scaled out: test_fault_kill's 10,000 commands over 500 aggregates, through two
+"""Fault test, scaled out: test_fault_kill's 5,000 commands over 250 aggregates, through two
 instances of each service, one instance of each SIGKILLed mid-stream and left dead.
 
 - Two command processors in one consumer group (static members with distinct instance ids)
