@@ -186,6 +186,9 @@ class Settings(BaseSettings):
         description="Tracking plan policies.",
     )
     analytics_health_port: int = 3105
+    anomaly_check_every_s: float = Field(
+        default=10.0, gt=0, description="How often the analytics leader looks for anomalies."
+    )
     # Notifications: templates, workflows and the saga's default policy.
     templates_dir: Path = Field(default=PROJECT_ROOT / "templates", description="Templates.")
     workflows_file: Path = Field(

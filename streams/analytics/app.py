@@ -40,7 +40,6 @@ from streams.process.watchdog import EXIT_WEDGED, Watchdog, exit_now
 log = structlog.get_logger()
 BATCH = 5_000
 BATCH_WITHIN_S = 0.5
-ANOMALY_EVERY_S = 10.0
 RETRY_S = 1.0
 
 AnomalyCheck = Callable[[datetime], Awaitable[Any]]
@@ -120,7 +119,7 @@ def build_app(
         _fold_into(app, sink, watch.agent(sink.name))
     _track_readiness(app, ready)
     if check_anomalies is not None:
-        _check_on_leader(app, check_anomalies)
+        _check_on_leader(app, check_anomalies, settings.anomaly_check_every_s)
     return app
 
 
@@ -152,7 +151,7 @@ def _track_readiness(app: faust.App, ready: threading.Event) -> None:
     cast(Any, app.on_partitions_assigned).connect(assigned)  # its stubs reject coroutines
 
 
-def _check_on_leader(app: faust.App, check: AnomalyCheck) -> None:
+def _check_on_leader(app: faust.App, check: AnomalyCheck, every_s: float) -> None:
     async def anomalies() -> None:
         try:
             await check(utcnow())
@@ -162,4 +161,4 @@ def _check_on_leader(app: faust.App, check: AnomalyCheck) -> None:
             return
         ANOMALY_CHECKS.labels("done").inc()
 
-    app.timer(interval=ANOMALY_EVERY_S, on_leader=True)(anomalies)
+    app.timer(interval=every_s, on_leader=True)(anomalies)
