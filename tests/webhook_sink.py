@@ -22,27 +22,48 @@ class Receipt:
     traceparent: str | None = None  # W3C trace context the sender passed on
 
 
+@dataclass(frozen=True)
+class Outages:
+    """A provider down for a moment: the last `length` of every `every` requests to `/flaky`
+    fail in a row. Random failures alone seldom come `failure_threshold` in a row, so the
+    circuit breaker would trip only by chance."""
+
+    every: int
+    length: int
+
+    def down(self, request: int) -> bool:
+        return request % self.every >= self.every - self.length
+
+
 @dataclass
 class SinkLog:
-    """What the sink saw; `/fail`, the ntfy topic `fail` and `fail_rate` of `/flaky` get 500."""
+    """What the sink saw; `/fail`, the ntfy topic `fail`, `fail_rate` of `/flaky` and its
+    `outages` get 500."""
 
     fail_rate: float = 0.0
+    outages: Outages | None = None
     seed: int = 7
     receipts: list[Receipt] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
+        self._flaky_requests = 0
 
     def status_for(self, path: str, body: bytes, key: str | None) -> int:
         with self.lock:
             if path == "/fail" or (path == "/" and b'"topic": "fail"' in body):
                 return 500  # a failing webhook, or a failing ntfy topic
-            if path == "/flaky" and self._random.random() < self.fail_rate:
-                return 500
+            if path == "/flaky":
+                return 500 if self._flaky_fails() else 200
             if path == "/fail-first":  # fails each notification's first attempt only
                 return 500 if key is not None and key.endswith("/1") else 200
             return 200
+
+    def _flaky_fails(self) -> bool:
+        request, self._flaky_requests = self._flaky_requests, self._flaky_requests + 1
+        down = self.outages is not None and self.outages.down(request)
+        return self._random.random() < self.fail_rate or down
 
     def add(self, receipt: Receipt) -> None:
         with self.lock:
@@ -88,8 +109,10 @@ class QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def webhook_sink(fail_rate: float = 0.0) -> Iterator[tuple[SinkLog, int]]:
-    log = SinkLog(fail_rate=fail_rate)
+def webhook_sink(
+    fail_rate: float = 0.0, outages: Outages | None = None
+) -> Iterator[tuple[SinkLog, int]]:
+    log = SinkLog(fail_rate=fail_rate, outages=outages)
     server = QuietServer(("127.0.0.1", 0), _handler(log), bind_and_activate=False)
     server.request_queue_size = 512  # the default backlog of 5 refuses concurrent senders
     server.server_bind()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from webhook_sink import SinkLog, wait_until
 from infra.config.settings import Settings
 from sagas.notification.request import submission
 from schemas.codec import AvroCodec
+from schemas.timestamps import from_epoch_ms
 from streams.kafka.async_producer import AsyncProducer
 from streams.kafka.config import producer_config
 from streams.notification_requests import NotificationRequests, notify
@@ -61,6 +63,16 @@ def ledger(settings: Settings, notification_id: str) -> list[tuple[Any, ...]]:
 
 def ledger_for(settings: Settings, user_id: str) -> list[tuple[Any, ...]]:
     return ledger_rows(settings, "notification_id", "user_id", user_id)
+
+
+def claimed_at(settings: Settings, ledger_key: str) -> datetime:
+    """When the attempt was claimed, just before it was sent (the notifier's clock)."""
+    query = "SELECT started_at FROM notification_ledger WHERE ledger_key = %s"
+    with psycopg.connect(settings.resolved_database_url) as conn:
+        row = conn.execute(query, (ledger_key,)).fetchone()
+    assert row is not None, f"{ledger_key} never claimed"
+    started_at: datetime = row[0]
+    return started_at
 
 
 def ledger_rows(settings: Settings, first: str, column: str, value: str) -> list[tuple[Any, ...]]:
@@ -123,9 +135,14 @@ def test_a_failing_endpoint_is_retried_then_given_up(
     assert ledger(stack, saga_id) == [("webhook", n, "failed") for n in (1, 2, 3)]
 
 
-# Its waits: the module's four starts when run alone, 30 + 60 + 30 s.
+# The retry is due 4-8 s after the failure, so a kill as soon as `retry_scheduled` is seen
+# lands before it, on a loaded machine too; the module's own 1-2 s would not.
+SLOW_RETRIES = {"notification_base_delay_ms": 8000, "notification_max_delay_ms": 8000}
+
+
+# Its waits: the module's four starts when run alone, a stop, 60 + 30 + 60 + 30 s.
 @pytest.mark.fault
-@pytest.mark.timeout(360)
+@pytest.mark.timeout(450)
 def test_a_retry_scheduled_before_a_crash_still_happens(
     stack: Settings,
     api: httpx.Client,
@@ -134,14 +151,21 @@ def test_a_retry_scheduled_before_a_crash_still_happens(
 ) -> None:
     log, port = sink
     user_id = webhook_user(api, f"http://127.0.0.1:{port}/fail-first")
+    notifier = services["notifier"]
+    notifier.stop()
+    slow = ServiceProcess("notifier", stack.model_copy(update=SLOW_RETRIES)).start()
     saga_id = asyncio.run(notify(stack, user_id, "welcome", SAMPLE))
 
     def types() -> list[str]:
         return [e["type"].removeprefix("notification.") for e in saga_events(stack, saga_id)]
 
     wait_until(lambda: "retry_scheduled" in types(), 30, "the retry to be scheduled")
-    services["notifier"].kill()  # the timer lived only in its memory, and in the log
-    services["notifier"].start()
+    slow.kill()  # the timer lived only in its memory, and in the log
+    killed_at = datetime.now(UTC)
+    retry = next(e for e in saga_events(stack, saga_id) if e["type"].endswith("retry_scheduled"))
+    due_at = from_epoch_ms(retry["data"]["due_at"])
+    assert killed_at < due_at, f"killed {killed_at - due_at} after the retry was due"
+    notifier.start()
     wait_until(lambda: types()[-1:] == ["completed"], 30, "the retry after the restart")
     assert types() == [
         "requested",
@@ -156,6 +180,9 @@ def test_a_retry_scheduled_before_a_crash_still_happens(
     keys = [(r.key, r.status) for r in log.snapshot() if r.key and r.key.startswith(saga_id)]
     assert keys == [(f"{saga_id}/webhook/1", 500), (f"{saga_id}/webhook/2", 200)]
     assert ledger(stack, saga_id) == [("webhook", 1, "failed"), ("webhook", 2, "delivered")]
+    retried_at = claimed_at(stack, f"{saga_id}/webhook/2")
+    assert retried_at >= due_at, f"retried {due_at - retried_at} before it was due"
+    assert retried_at > killed_at  # so by the restarted notifier: the other one was gone
 
 
 def test_a_clean_stop_mid_stream_leaves_nothing_in_doubt(
