@@ -38,6 +38,7 @@ from streams.notifier.traces import SagaTraces
 
 log = structlog.get_logger()
 IN_DOUBT = "outcome unknown: a worker stopped during the send; not sent again"
+NO_ADDRESS = "no address for this channel"
 
 
 @dataclass(frozen=True)
@@ -84,27 +85,33 @@ class DeliveryDesk:
         """Claim as many waiting attempts as there are free senders, and send them.
 
         Claiming just before sending keeps the claimed-but-unsent set as small as the
-        pool: after a crash only those can be in doubt, not the whole backlog.
+        pool: after a crash only those can be in doubt, not the whole backlog. So an
+        attempt that cannot be sent (no address) is recorded as failed before this returns,
+        and one whose saga moved to another worker is not claimed: its new owner sends it.
         """
         free = self.concurrency - self.in_flight
-        batch = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
+        taken = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
+        batch = [d for d in taken if d.notification_id in sagas]
         if not batch:
             return
         existing = self.ledger.claim([_claim(d, self.clock()) for d in batch])
         recipients = self.recipients.find({d.user_id for d in batch})
+        unsendable: list[Finished] = []
         for delivery in batch:
             if delivery.ledger_key in existing:
                 self._done.put(self._settled(delivery, existing[delivery.ledger_key]))
                 continue
             recipient = recipients.get(delivery.user_id)
             address = recipient.address(delivery.channel) if recipient else None
-            saga = sagas.get(delivery.notification_id)
-            if address is None or saga is None:
-                error = "no address for this channel" if saga else "saga no longer owned here"
-                self._done.put(_failed(delivery, error, retryable=saga is None, recorded=False))
+            if address is None:
+                unsendable.append(_failed(delivery, NO_ADDRESS, retryable=False, recorded=True))
                 continue
             self.in_flight += 1
-            self._pool.submit(self._send, delivery, address, saga)
+            self._pool.submit(self._send, delivery, address, sagas[delivery.notification_id])
+        if unsendable:
+            self.ledger.record([_result(f, self.clock()) for f in unsendable])
+            for finished in unsendable:
+                self._done.put(finished)
 
     def forget(self, owned: Mapping[str, Saga]) -> None:
         """Drop waiting attempts of sagas no longer owned; their new owner resumes them."""
