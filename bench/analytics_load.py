@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
 from infra.cli.demo_traffic import TrafficModel, TrafficParams
@@ -61,21 +62,23 @@ def tracked_records(settings: Settings, items: list[dict[str, Any]]) -> list[Tra
 
 def ingest_costs_us(settings: Settings, items: list[dict[str, Any]]) -> dict[str, float]:
     """Microseconds of CPU per event for the Python steps of ingesting `items`, measured
-    in this process: parsing the JSON body, checking each item, encoding each record."""
-    body, codec = json_body(items), AvroCodec()
+    in this process as the gateway takes them: splitting the JSON body into items, checking
+    each against the compiled plan (schemas.tracking_structs), encoding each record."""
+    body, codec = json_body(items).encode(), AvroCodec()
     validator = TrackingValidator(load_plan(settings.analytics_file), codec.registry)
     now, count = datetime.now(UTC), len(items)
     started = time.process_time()
-    parsed = json.loads(body)
+    parsed = msgspec.json.decode(body, type=list[msgspec.Raw])
     parsing = time.process_time()
     checked = [
-        validator.validate(item, now=now, source="bench", event_id=str(uuid.uuid4()))
+        validator.check_json(item, now=now, source="bench", event_id=str(uuid.uuid4()))
         for item in parsed
     ]
     checking = time.process_time()
     for event in checked:
-        assert isinstance(event, TrackedEvent)
-        codec.encode(event.schema, event.record, check=False)
+        if event is None:
+            raise RuntimeError("the compiled tracking plan declined a demo item")
+        codec.encoder(event.schema)(event.record)
     encoding = time.process_time()
     return {
         "parse_json": (parsing - started) / count * 1e6,

@@ -6,16 +6,19 @@ Readers resolve every older version of a schema to the latest one of the same na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
+from schemas.avro_writer import compile_writer
 from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
+Encoder = Callable[[dict[str, Any]], bytes]
 
 
 class DecodeError(Exception):
@@ -41,6 +44,20 @@ class AvroCodec:
 
     def __init__(self, registry: SchemaRegistry | None = None) -> None:
         self.registry = registry or default_registry()
+        self._encoders: dict[str, Encoder] = {}
+
+    def encoder(self, name: str) -> Encoder:
+        """Encodes unchecked records of the latest `name`, as `encode(..., check=False)` does,
+        through a writer compiled once (schemas.avro_writer) where the schema allows it."""
+        if (known := self._encoders.get(name)) is not None:
+            return known
+        schema = self.registry.latest(name)
+        compiled = compile_writer(schema.parsed, schema.label, MAGIC + schema.fingerprint)
+        if compiled is None:
+            return self._encoders.setdefault(
+                name, lambda record: self.encode(name, record, check=False)
+            )
+        return self._encoders.setdefault(name, compiled)
 
     def encode(self, name: str, record: dict[str, Any], *, check: bool = True) -> bytes:
         schema = self.registry.latest(name)

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import msgspec
+
 from schemas.json_input import InvalidInput, from_json
 from schemas.registry import SchemaRegistry, default_registry
 from schemas.timestamps import epoch_ms, from_epoch_ms
 from schemas.tracking_aliases import as_sent, unaliased
 from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan
+from schemas.tracking_structs import ItemDecoder
 
 MAX_TYPE, MAX_USER_ID, MAX_ID = 100, 200, 128
 INGEST = "analytics:ingest"  # the scope of servers that ingest for many users
@@ -65,6 +68,37 @@ class TrackingValidator:
             name: _data_schema(registry, name) for name in registry.names("tracking")
         }
         self.known_types = tuple(sorted(n for n in self._data_schemas if n != GENERIC_TYPE))
+        planned = {n: self._data_schemas[n] for n in self.known_types if len(n) <= MAX_TYPE}
+        limits = {"id": MAX_ID, "user_id": MAX_USER_ID, "anonymous_id": MAX_USER_ID}
+        self._compiled = ItemDecoder(planned, limits)
+
+    def check_json(
+        self,
+        text: bytes | msgspec.Raw,
+        *,
+        now: datetime,
+        source: str,
+        event_id: str,
+        only_for: str | None = None,
+    ) -> TrackedEvent | None:
+        """The record of an item given as JSON text, as `validate` would make it from the
+        parsed text, when the compiled plan (schemas.tracking_structs) and the checks after it
+        take the item; None when they do not, and `validate` must tell the item's fate."""
+        try:
+            item = self._compiled.decode(text)
+        except msgspec.DecodeError:  # ValidationError included
+            return None
+        user_id = item.user_id or only_for
+        if only_for is not None and user_id != only_for:
+            return None
+        defaulted = item.timestamp is None
+        timestamp = now if defaulted else self._timestamp(item.timestamp, now)[0]
+        if timestamp is None:
+            return None
+        event_type = self._compiled.types[type(item)]
+        envelope = (item.id or event_id, event_type, user_id, item.anonymous_id)
+        data = msgspec.structs.asdict(item.data)
+        return TrackedEvent(event_type, _record(*envelope, timestamp, defaulted, now, source, data))
 
     def validate(
         self,
@@ -101,18 +135,10 @@ class TrackingValidator:
         errors += data_errors + _unencodable(item, "")
         if errors or timestamp is None:
             return [e._replace(pointer=as_sent(e.pointer, sent_as)) for e in errors]
-        record = {
-            "event_id": item.get("id") or event_id,
-            "type": item["type"],
-            "user_id": user_id,
-            "anonymous_id": item.get("anonymous_id"),
-            "timestamp": timestamp,
-            "timestamp_defaulted": defaulted,
-            "received_at": received,
-            "source": source,
-            "data": data,
-        }
-        return TrackedEvent(schema, record)
+        envelope = (item.get("id") or event_id, item["type"], user_id, item.get("anonymous_id"))
+        return TrackedEvent(
+            schema, _record(*envelope, timestamp, defaulted, received, source, data)
+        )
 
     def _data(self, item: dict[str, Any]) -> tuple[str, Any, list[ItemError]]:
         """(schema name, the Avro `data`, errors) for the item's type and data."""
@@ -140,14 +166,16 @@ class TrackingValidator:
             return None, errors
         now_ms = epoch_ms(now)
         tolerance, retention = self.plan.future_tolerance_seconds, self.plan.retention_days
-        clock = f"the server clock ({_iso(now)})"
         if at_ms - now_ms > tolerance * 1000:
             ahead = _seconds(at_ms - now_ms)
-            detail = f"is {ahead} s ahead of {clock}; at most {tolerance} s is tolerated"
+            detail = f"is {ahead} s ahead of {_clock(now)}; at most {tolerance} s is tolerated"
             return None, [ItemError("/timestamp", detail)]
         if now_ms - at_ms > retention * _DAY_MS:
             age = f"{(now_ms - at_ms) / _DAY_MS:.1f}"
-            detail = f"is {age} days old by {clock}; events older than {retention} days are refused"
+            detail = (
+                f"is {age} days old by {_clock(now)}; events older than {retention} days are "
+                "refused"
+            )
             return None, [ItemError("/timestamp", detail)]
         return from_epoch_ms(at_ms), []
 
@@ -162,6 +190,30 @@ def validate_item(
 def escape(name: Any) -> str:
     """A JSON-pointer reference token (RFC 6901)."""
     return str(name).replace("~", "~0").replace("/", "~1")
+
+
+def _record(
+    event_id: str,
+    event_type: str,
+    user_id: str | None,
+    anonymous_id: str | None,
+    timestamp: datetime,
+    defaulted: bool,
+    received: datetime,
+    source: str,
+    data: Any,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "timestamp": timestamp,
+        "timestamp_defaulted": defaulted,
+        "received_at": received,
+        "source": source,
+        "data": data,
+    }
 
 
 def _data_schema(registry: SchemaRegistry, name: str) -> Any:
@@ -259,6 +311,10 @@ def _utf8(text: str) -> bool:
 
 def _seconds(ms: int) -> str:
     return str(ms // 1000) if ms % 1000 == 0 else f"{ms / 1000:.3f}"
+
+
+def _clock(now: datetime) -> str:
+    return f"the server clock ({_iso(now)})"
 
 
 def _iso(at: datetime) -> str:
