@@ -6,7 +6,7 @@ generates straight-line Python that only appends bytes, as dataclasses generates
 one record then costs a few dictionary reads, `str.encode`s and varints. A record gives the
 same bytes as with fastavro's schemaless_writer (tests/unit/test_avro_writer.py holds them
 equal). Covered: records, strings, ints, longs (timestamp-millis from an aware datetime or
-an int), booleans, doubles, arrays and unions of null and one other type; for any other
+an int), booleans, doubles, arrays, maps and unions of null and one other type; for any other
 schema it returns None and the caller keeps fastavro. Records are written as they come: the
 caller has checked them.
 """
@@ -89,6 +89,8 @@ class _Emitter:
             return self._record(schema["fields"], value, depth)
         if kind == "array":
             return self._array(schema["items"], value, depth)
+        if kind == "map":
+            return self._map(schema["values"], value, depth)
         if isinstance(schema, dict) and schema.get("logicalType") == "timestamp-millis":
             return kind == "long" and self._line(depth, f"put(_millis({value}))")
         statement = _PRIMITIVES.get(kind)
@@ -105,6 +107,16 @@ class _Emitter:
         self._line(depth + 1, f"put(_varint(len({array})))")
         self._line(depth + 1, f"for {item} in {array}:")
         covered = self.emit(items, item, depth + 2)
+        return covered and self._line(depth, "put(b'\\x00')")
+
+    def _map(self, values: Any, value: str, depth: int) -> bool:
+        mapping, n = self._bind(value, depth), next(self.names)
+        # one block holding every entry, then the empty block that ends the map
+        self._line(depth, f"if {mapping}:")
+        self._line(depth + 1, f"put(_varint(len({mapping})))")
+        self._line(depth + 1, f"for key{n}, item{n} in {mapping}.items():")
+        self.emit("string", f"key{n}", depth + 2)
+        covered = self.emit(values, f"item{n}", depth + 2)
         return covered and self._line(depth, "put(b'\\x00')")
 
     def _union(self, branches: list[Any], value: str, depth: int) -> bool:

@@ -11,7 +11,6 @@ import asyncio
 import fnmatch
 import inspect
 import threading
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from infra.config.settings import Settings
 from sagas.event_owners import owner_of
 from schemas.codec import AvroCodec, DecodeError
 from schemas.tracking_plan import load_plan
+from streams.ids import new_id
 from streams.ingest import Ingestor, IngestResult
 from streams.kafka.async_producer import AsyncProducer
 from streams.kafka.config import consumer_config, producer_config
@@ -91,9 +91,7 @@ class EventBus:
     async def publish_many(self, events: Sequence[NewEvent]) -> list[Published]:
         """Publish a batch: all are checked before any is sent; returns once all are durable."""
         records = [self._record(event) for event in events]
-        payloads = [
-            (r["aggregate_id"], self.codec.encode(r["type"], r, check=False)) for r in records
-        ]
+        payloads = [(r["aggregate_id"], self.codec.encoder(r["type"])(r)) for r in records]
         messages = await self._producer.send_many(self.topics.events, payloads)
         return [
             Published(r["event_id"], m.partition(), m.offset())
@@ -106,13 +104,13 @@ class EventBus:
             raise OwnedByCommandSide(f"{event.type} events are written only by {owner}")
         self.codec.validate_data(event.type, event.data)  # the envelope is built here, typed
         return {
-            "event_id": event.event_id or str(uuid.uuid4()),
+            "event_id": event.event_id or new_id(),
             "type": event.type,
             "aggregate_type": aggregate_type,
             "aggregate_id": event.aggregate_id,
             "aggregate_version": event.aggregate_version,
             "occurred_at": event.occurred_at or utcnow(),
-            "correlation_id": event.correlation_id or str(uuid.uuid4()),
+            "correlation_id": event.correlation_id or new_id(),
             "causation_id": event.causation_id,
             "actor": event.actor,
             "data": event.data,

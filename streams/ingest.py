@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import ItemError, TrackedEvent, TrackingValidator
 from schemas.tracking_plan import TrackingPlan
+from streams import ids
 from streams.kafka.async_producer import AsyncProducer
 
 REJECTED_SCHEMA = "analytics.rejected"
@@ -60,16 +60,6 @@ class _Prepared:
     rejected_messages: list[Message]
 
 
-def _new_id() -> str:
-    """A random (version 4) UUID, as str(uuid.uuid4()) in a third of its time."""
-    hexed = os.urandom(16).hex()
-    variant = _VARIANT[hexed[16]]
-    return f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-{variant}{hexed[17:20]}-{hexed[20:]}"
-
-
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
 class Ingestor:
     def __init__(
         self,
@@ -79,7 +69,7 @@ class Ingestor:
         plan: TrackingPlan,
         *,
         clock: Callable[[], datetime] = utcnow,
-        new_id: Callable[[], str] = _new_id,
+        new_id: Callable[[], str] = ids.new_id,
     ) -> None:
         self.topic = settings.topic("analytics")
         self.rejected_topic = settings.topic("analytics-rejected")
