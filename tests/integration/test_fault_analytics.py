@@ -35,7 +35,7 @@ from infra.local.service_env import with_free_ports
 from projections.migrations import migrate
 from streams.kafka.topics import ensure_topics
 
-RATE = 1_000  # events a second, sent until both kills are behind: about 40,000 in all
+RATE = 1_000  # events a second, sent until both kills are behind: some 35,000 in all
 KILLS = 2
 KILL_AFTER = 5_000  # events the (re)started worker counts before it is killed
 BUDGET_S = 300  # every wait of the test together (deadline.py)

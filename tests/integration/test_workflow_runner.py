@@ -197,8 +197,8 @@ def test_events_become_the_configured_requests_once(stack: Settings) -> None:
             )
             # In flight: events the runner took (it waits on the lookup of one), none of
             # them committed, none of their requests published.
-            events = read_topic(settings, settings.topic("events"))
-            held = [stored for stored in events if stored.record["event_id"] not in done]
+            arrived = read_topic(settings, settings.topic("events"))
+            held = [stored for stored in arrived if stored.record["event_id"] not in done]
             offsets = committed(settings, group, (stored.partition for stored in held))
             assert held, "the runner waits, but for none of the new events"
             ahead = [(s.partition, s.offset) for s in held if offsets[s.partition] > s.offset]
