@@ -16,7 +16,7 @@ from conftest import ARTIFACTS
 from stack import ServiceProcess
 from test_fault_kill import fold, read_models
 from topic_reading import read_topic
-from tracked_events import minute_counts, rollup_counts
+from tracked_events import configured_grace_s, minute_counts, rollup_counts
 from webhook_sink import SinkLog
 
 from infra.config.settings import Settings
@@ -185,7 +185,7 @@ def rollups_problem(settings: Settings, sent: list[str], resent: Collection[str]
         return f"{len(twice)} events in the topic more often than sent, e.g. {twice[0]}"
     if (counted := sum(rollup_counts(settings).values())) != len(records):
         return f"{counted} of the topic's {len(records)} events counted"
-    if rollup_counts(settings) != minute_counts(records):
+    if rollup_counts(settings) != minute_counts(records, configured_grace_s(settings)):
         return "rollups differ from the topic's per-minute counts"
     return ""
 

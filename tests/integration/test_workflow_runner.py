@@ -1,7 +1,9 @@
 """The workflow runner on real Kafka and PostgreSQL, behind the real processor and projector.
 
 Commands register users and add workspace members; the runner must publish exactly the
-configured requests, once, and a redelivery of the same events must ask for the same ids.
+configured requests, once, also when it is SIGKILLed with a batch in flight (its read-model
+lookups held by a lock the test takes), and a redelivery of the same events must ask for
+the same ids.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from deadline import Deadline
 from prometheus_client import REGISTRY
 from stack import ServiceProcess
 from topic_reading import Stored, read_topic
@@ -85,28 +90,31 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
     while time.monotonic() < deadline:
         if result := check():
             return result
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def committed(settings: Settings, group: str, partitions: Iterable[int]) -> dict[int, int]:
+    """`group`'s committed offset on each of the events topic's `partitions` (-1001: none)."""
+    consumer = Consumer(consumer_config(settings, group))
+    try:
+        asked = [TopicPartition(settings.topic("events"), p) for p in sorted(set(partitions))]
+        return {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=10)}
+    finally:
+        consumer.close()
 
 
 def committed_past(settings: Settings, group: str, events: list[Stored]) -> bool:
     """Whether `group` has committed every one of `events`."""
-    wanted: dict[int, int] = {}
-    for stored in events:
-        wanted[stored.partition] = max(wanted.get(stored.partition, 0), stored.offset + 1)
-    consumer = Consumer(consumer_config(settings, group))
-    try:
-        topic = settings.topic("events")
-        asked = [TopicPartition(topic, p) for p in sorted(wanted)]
-        committed = {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=10)}
-    finally:
-        consumer.close()
-    return all(committed[p] >= offset for p, offset in wanted.items())
+    offsets = committed(settings, group, (stored.partition for stored in events))
+    return all(offsets[stored.partition] > stored.offset for stored in events)
 
 
-def wait_committed(settings: Settings, group: str) -> None:
+def wait_committed(settings: Settings, group: str, timeout: float = 60) -> list[Stored]:
+    """Waits until `group` committed every event now in the topic; returns those events."""
     events = read_topic(settings, settings.topic("events"))
-    wait_until(lambda: committed_past(settings, group, events), f"{group} to commit")
+    wait_until(lambda: committed_past(settings, group, events), f"{group} to commit", timeout)
+    return events
 
 
 def requests(settings: Settings) -> list[dict[str, Any]]:
@@ -122,69 +130,129 @@ def counter(name: str, workflow: str) -> float:
     )
 
 
-# Its waits: 60 s each, two starts of 60 s, and the module's stack when run alone.
+@contextmanager
+def users_locked(settings: Settings) -> Iterator[int]:
+    """The users read model locked against reads (a lookup waits), until the block ends;
+    yields the pid of the backend holding the lock."""
+    with psycopg.connect(settings.resolved_database_url) as conn, conn.transaction():
+        conn.execute("LOCK TABLE public.users IN ACCESS EXCLUSIVE MODE")  # and its table
+        yield conn.info.backend_pid
+
+
+def lookup_waiting_for(settings: Settings, holder: int) -> bool:
+    """Whether a lookup of the users view (the runner's) waits for `holder`'s lock."""
+    with psycopg.connect(settings.resolved_database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+            " AND query LIKE %s",
+            (holder, 'SELECT % FROM "public"."users" WHERE %'),
+        ).fetchone()
+    return row is not None and row[0] == 1
+
+
+USERS = {
+    "u-ada": ("Ada", "ada@example.com"),
+    "u-grace": ("Grace", "grace@example.com"),
+    "u-lin": ("Lin", "lin@example.com"),
+    "u-bob": ("Bob", "bob@example.com"),
+    "u-eve": ("Eve", "eve@example.com"),
+}
+WORKSPACES = {"w-1": ("Engines", "u-ada"), "w-2": ("Looms", "u-grace")}
+ADDED_BEFORE = [("w-1", "u-grace", "admin"), ("w-1", "u-ghost", "member")]  # u-ghost: no user
+ADDED_DURING = [(w, user, "member") for w in WORKSPACES for user in ("u-lin", "u-bob", "u-eve")]
+
+
+def adding(members: list[tuple[str, str, str]]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [("AddWorkspaceMember", w, {"user_id": u, "role": role}) for w, u, role in members]
+
+
+# Committed before the kill: every user, both workspaces (with their owners), two members.
+BEFORE = [
+    *[("RegisterUser", u, {"email": email, "name": name}) for u, (name, email) in USERS.items()],
+    *[("CreateWorkspace", w, {"name": name, "owner_id": o}) for w, (name, o) in WORKSPACES.items()],
+    *adding(ADDED_BEFORE),
+]
+# In flight at the kill: members added while the runner's lookups wait.
+DURING = adding(ADDED_DURING)
+BUDGET_S = 300  # every wait of the test together (deadline.py)
+
+
 @pytest.mark.fault
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(BUDGET_S + 90)  # and the module's stack when run alone
 def test_events_become_the_configured_requests_once(stack: Settings) -> None:
-    settings = stack
+    settings, deadline = stack, Deadline(BUDGET_S)
     group = f"{settings.topic_prefix}.workflows"
     skipped_before = counter("skipped", "member-added")  # counted in this process: the replay
-    send_commands(
-        settings,
-        [
-            ("RegisterUser", "u-ada", {"email": "ada@example.com", "name": "Ada"}),
-            ("RegisterUser", "u-grace", {"email": "grace@example.com", "name": "Grace"}),
-            ("CreateWorkspace", "w-1", {"name": "Engines", "owner_id": "u-ada"}),
-            ("AddWorkspaceMember", "w-1", {"user_id": "u-grace", "role": "admin"}),
-            ("AddWorkspaceMember", "w-1", {"user_id": "u-ghost", "role": "member"}),
-        ],
-    )
-    wait_until(lambda: len(read_topic(settings, settings.topic("events"))) == 6, "6 events")
-
-    process = ServiceProcess("workflows", settings).start()  # `nexus run workflows`
+    send_commands(settings, BEFORE)
+    process = ServiceProcess("workflows", settings)  # `nexus run workflows`
     try:
-        wait_committed(settings, group)
+        process.start(deadline.left(60, "the runner to start"))
+        done = wait_committed(settings, group, deadline.left(60, "the first events committed"))
         first = requests(settings)
-        process.kill()
-        process.start()  # SIGKILLed and restarted: redelivers at most what it did not commit
-        wait_committed(settings, group)
+        with users_locked(settings) as holder:
+            send_commands(settings, DURING)
+            wait_until(
+                lambda: lookup_waiting_for(settings, holder),
+                "the runner's lookup to wait for the lock",
+                deadline.left(60, "the runner to look up"),
+            )
+            # In flight: events the runner took (it waits on the lookup of one), none of
+            # them committed, none of their requests published.
+            arrived = read_topic(settings, settings.topic("events"))
+            held = [stored for stored in arrived if stored not in done]
+            offsets = committed(settings, group, (stored.partition for stored in held))
+            assert held, "the runner waits, but for none of the new events"
+            ahead = [(s.partition, s.offset) for s in held if offsets[s.partition] > s.offset]
+            assert not ahead, f"committed while in flight (partition, offset): {ahead}"
+            assert len(requests(settings)) == len(first), "requested before its lookups"
+            process.kill()  # SIGKILLed mid-batch; the lock goes once it is dead
+        process.start(deadline.left(60, "the runner to start again"))
+        wait_committed(settings, group, deadline.left(60, "the rest committed"))
     finally:
         process.stop()
-    assert len(requests(settings)) == len(first), "a restart asked again for committed events"
 
-    member_data = {
-        "member": {"name": "Grace", "email": "grace@example.com"},
-        "owner": {"name": "Ada"},
-        "workspace": {"id": "w-1", "name": "Engines", "url": f"{APP_URL}/w/w-1"},
-        "role": "admin",
-    }
-    assert sorted(
-        (r["data"]["user_id"], r["data"]["template"], json.loads(r["data"]["data"])) for r in first
-    ) == sorted(
-        [
-            ("u-ada", "welcome", welcome_data("Ada", "ada@example.com")),
-            ("u-grace", "welcome", welcome_data("Grace", "grace@example.com")),
-            ("u-grace", "workspace_member_added", member_data),
-            ("u-ada", "workspace_member_added_owner", member_data),
-        ],
-        key=repr,
-    )
+    found = requests(settings)
+    assert sorted(map(asked, found), key=repr) == sorted(expected(), key=repr)
+    assert len(ids(found)) == len(found)
     events = {
         s.record["event_id"]: s.record for s in read_topic(settings, settings.topic("events"))
     }
-    for request in first:
+    for request in found:
         check_request(request, events)
 
     replay = f"{settings.topic_prefix}.workflows-replay"  # every event delivered again
     running = Thread(bootstrap(settings, group=replay).run)
     try:
-        wait_committed(settings, replay)
+        wait_committed(settings, replay, deadline.left(60, "the replay committed"))
     finally:
         running.close()
     again = requests(settings)
-    assert len(again) == 2 * len(first)
-    assert ids(again) == ids(first) and len(ids(first)) == len(first)
+    assert len(again) == 2 * len(found) and ids(again) == ids(found)
     assert counter("skipped", "member-added") == skipped_before + 1  # u-ghost is no user
+
+
+def asked(request: dict[str, Any]) -> tuple[str, str, Any]:
+    data = request["data"]
+    return data["user_id"], data["template"], json.loads(data["data"])
+
+
+def expected() -> list[tuple[str, str, Any]]:
+    """Every request the configured workflows make of BEFORE and DURING, written out."""
+    welcomes = [(user, "welcome", welcome_data(*USERS[user])) for user in USERS]
+    added = [(w, u, role) for w, u, role in ADDED_BEFORE + ADDED_DURING if u in USERS]
+    return welcomes + [request for member in added for request in member_added(*member)]
+
+
+def member_added(workspace: str, member: str, role: str) -> list[tuple[str, str, Any]]:
+    """The member's request and the workspace owner's."""
+    name, owner = WORKSPACES[workspace]
+    data = {
+        "member": {"name": USERS[member][0], "email": USERS[member][1]},
+        "owner": {"name": USERS[owner][0]},
+        "workspace": {"id": workspace, "name": name, "url": f"{APP_URL}/w/{workspace}"},
+        "role": role,
+    }
+    return [(member, "workspace_member_added", data), (owner, "workspace_member_added_owner", data)]
 
 
 def welcome_data(name: str, email: str) -> dict[str, Any]:
