@@ -104,6 +104,8 @@ def build_app(
         topic_allow_declare=False,  # the platform creates its topics (streams.kafka.topics)
         topic_disable_leader=False,
         consumer_auto_offset_reset="earliest",
+        # Static membership: a restarted worker takes its partitions back at once.
+        consumer_group_instance_id=f"{settings.topic_prefix}.analytics.{settings.instance_id}",
         broker_commit_interval=1.0,
         # A killed worker's partitions move on after this, not after Faust's default 60 s.
         broker_session_timeout=10.0,

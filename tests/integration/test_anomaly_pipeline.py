@@ -83,7 +83,10 @@ def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> N
     assert data["event_type"] == "page.view" and data["direction"] == "spike"
     assert data["window_start"] == now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     assert data["breakdown_value"] == "/billing"
-    assert data["observed"] >= SPIKE and data["expected"] < 2 * PER_MINUTE
+    # A check may judge the minute while the worker is still folding its backlog (the
+    # detector follows a minute as it fills), so the count observed is the spike's so far.
+    assert data["expected"] < PER_MINUTE and 2 * data["expected"] < data["observed"]
+    assert data["observed"] <= SPIKE  # the spike is all the minute holds
 
 
 def checks_done(worker: ServiceProcess) -> float:
