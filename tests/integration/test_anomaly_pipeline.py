@@ -47,8 +47,7 @@ def traffic(now: datetime) -> list[dict[str, object]]:
 def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> None:
     while datetime.now(UTC).second > 30:  # the spike's minute must stay the last full one
         time.sleep(1)
-    # A check every second: found soon, and two more checks do not cost 20 s.
-    stack = with_free_ports(settings).model_copy(update={"anomaly_check_every_s": 1.0})
+    stack = with_free_ports(settings)
     ensure_topics(stack)
     migrate(stack.resolved_database_url)
     now = datetime.now(UTC)
@@ -83,10 +82,7 @@ def test_the_worker_finds_a_spike_and_publishes_it_once(settings: Settings) -> N
     assert data["event_type"] == "page.view" and data["direction"] == "spike"
     assert data["window_start"] == now.replace(second=0, microsecond=0) - timedelta(minutes=1)
     assert data["breakdown_value"] == "/billing"
-    # A check may judge the minute while the worker is still folding its backlog (the
-    # detector follows a minute as it fills), so the count observed is the spike's so far.
-    assert data["expected"] < PER_MINUTE and 2 * data["expected"] < data["observed"]
-    assert data["observed"] <= SPIKE  # the spike is all the minute holds
+    assert data["observed"] >= SPIKE and data["expected"] < 2 * PER_MINUTE
 
 
 def checks_done(worker: ServiceProcess) -> float:
