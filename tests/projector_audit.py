@@ -62,15 +62,17 @@ def applied_once_problems(
 
 
 def kill_inside_transaction(
-    settings: Settings, projection: str, kill: Callable[[], None], timeout: float = 30.0
+    settings: Settings, projections: Iterable[str], kill: Callable[[], None], timeout: float = 30.0
 ) -> int:
-    """Lock `projection`'s live tables against writes, wait until a projector batch is blocked
-    on them inside its open transaction, `kill()` the projector, then let go. Returns the
-    blocked backend's pid; the transaction it held can never commit (its client is gone)."""
+    """Lock the live tables of `projections` against writes, wait until a projector batch is
+    blocked on them inside its open transaction, `kill()` the projector, then let go. Returns
+    the blocked backend's pid; the transaction it held can never commit (its client is gone).
+    Several projections: whichever the load is feeding at the moment gets blocked."""
     with psycopg.connect(settings.resolved_database_url) as conn:
-        schema = live_schema(conn, projection)
         tables = sql.SQL(", ").join(
-            sql.Identifier(schema, table.name) for table in PROJECTIONS[projection].tables
+            sql.Identifier(live_schema(conn, name), table.name)
+            for name in projections
+            for table in PROJECTIONS[name].tables
         )
         with conn.transaction():
             conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables))
