@@ -76,21 +76,25 @@ def kill_inside_transaction(
         )
         with conn.transaction():
             conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(tables))
-            blocked = _wait_blocked_by(conn, timeout)
+            blocked = _wait_blocked_by(settings, conn.info.backend_pid, timeout)
             kill()
     return blocked
 
 
-def _wait_blocked_by(conn: psycopg.Connection[Any], timeout: float) -> int:
+def _wait_blocked_by(settings: Settings, locker: int, timeout: float) -> int:
+    """Watched from a connection of its own in autocommit: within one transaction,
+    pg_stat_activity is a snapshot taken at its first read and never shows a newcomer."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-            " AND xact_start IS NOT NULL"
-        ).fetchone()
-        if row is not None:
-            return int(row[0])
-        time.sleep(0.02)
+    with psycopg.connect(settings.resolved_database_url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+                " AND xact_start IS NOT NULL",
+                (locker,),
+            ).fetchone()
+            if row is not None:
+                return int(row[0])
+            time.sleep(0.02)
     raise AssertionError(f"no projector batch was blocked inside a transaction in {timeout} s")
 
 
