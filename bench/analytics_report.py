@@ -13,7 +13,9 @@ from bench.cpu import describe
 from bench.report import Figure, Outcome
 
 HTTP_TARGET, HTTP_STRETCH = 50_000.0, 100_000.0
-ROLLUP_TARGET, ROLLUP_STRETCH = 20_000.0, 100_000.0
+HTTP_RAW_RATIO = 0.2  # and of the raw producer (issue 13)
+ROLLUP_TARGET, ROLLUP_STRETCH = 50_000.0, 100_000.0
+ROLLUP_RATIO = 1.0  # and of a plain consume + decode: the fold is not the bottleneck
 FRESH_TARGET_MS = 2_000.0
 RSS_TARGET_MB = 300.0
 KB_PER_MB = 1024
@@ -71,8 +73,8 @@ def http_figure(r: Results) -> list[Figure]:
             rate,
             r.raw_rate,
             "raw Producer",
-            f">= {HTTP_TARGET:,.0f}/s",
-            rate >= HTTP_TARGET,
+            f">= {HTTP_TARGET:,.0f}/s and {HTTP_RAW_RATIO:.0%} of raw",
+            rate >= max(HTTP_TARGET, HTTP_RAW_RATIO * r.raw_rate),
         )  # fmt: skip
     ]
 
@@ -111,7 +113,8 @@ def rollup_figure(r: Results) -> Figure:
     rate, (decoded, seconds) = r.rollups.rate, r.decoded
     return Figure(
         "ingest -> rollups events/s", "/s", rate, decoded / seconds, "consume+decode",
-        f">= {ROLLUP_TARGET:,.0f}/s", r.rollups.reached and rate >= ROLLUP_TARGET,
+        f">= {ROLLUP_TARGET:,.0f}/s and {ROLLUP_RATIO:.0%} of it",
+        r.rollups.reached and rate >= max(ROLLUP_TARGET, ROLLUP_RATIO * decoded / seconds),
     )  # fmt: skip
 
 

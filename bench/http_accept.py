@@ -37,7 +37,7 @@ from infra.local.service_env import with_free_ports
 from streams.kafka.topics import ensure_topics
 
 NAME = "http"
-TARGET = 3_000.0
+TARGET_RATIO = 0.5  # of bare Starlette (issue 13)
 LIMITER_RATIO = 0.9  # what counting may cost
 WARMUP_SECONDS = 3
 RUN_SECONDS = 10
@@ -111,7 +111,7 @@ def outcome(runs: dict[str, list[Run]], in_topic: int, exported: str) -> Outcome
     rate, reference = nexus.wrk.accepted_per_second, bare.wrk.accepted_per_second
     figure = Figure(
         "HTTP 202 accepted/s", "/s", rate, reference, "bare Starlette",
-        f">= {TARGET:,.0f}/s", rate >= TARGET,
+        f">= {TARGET_RATIO:.0%} of bare", rate >= TARGET_RATIO * reference,
     )  # fmt: skip
     off = unlimited.wrk.accepted_per_second
     limiter = Figure("HTTP 202/s, rate limits on", "/s", rate, off, "same gateway, limits off",

@@ -18,7 +18,8 @@ from bench.report import Figure, Outcome
 from bench.service_metrics import HistogramTotals
 from bench.wrk import WrkResult
 
-TARGET_P99_MS = 100.0
+TARGET_P99_MS = 100.0  # at half of peak
+LIGHT_TARGET_P99_MS = 50.0  # at 100/s
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,15 @@ def outcome(
     ms = timings(accepted, watch)
     light_ms = timings([r for r in light[0].requests if r.status == 202], light[1])["to_row"]
     missing = len(accepted) - len(ms["to_row"])
-    p99 = percentile(ms["to_row"], 0.99)
+    p99, light_p99 = percentile(ms["to_row"], 0.99), percentile(light_ms, 0.99)
     figures = [
         Figure("cmd->projection p50", "ms", percentile(ms["to_row"], 0.5),
                percentile(ms["to_202"], 0.5), "HTTP 202 p50"),
         Figure("cmd->projection p99", "ms", p99, percentile(ms["to_202"], 0.99), "HTTP 202 p99",
                f"<= {TARGET_P99_MS:.0f} ms", p99 <= TARGET_P99_MS and missing == 0),
         Figure(f"cmd->projection p99 at {light[0].rate:,.0f}/s", "ms",
-               percentile(light_ms, 0.99), percentile(light_ms, 0.5), "its p50"),
+               light_p99, percentile(light_ms, 0.5), "its p50",
+               f"<= {LIGHT_TARGET_P99_MS:.0f} ms", light_p99 <= LIGHT_TARGET_P99_MS),
     ]  # fmt: skip
     details: dict[str, Any] = {key: spread(values) for key, values in ms.items()}
     details |= {

@@ -28,7 +28,8 @@ EVENTS = 200_000
 WARMUP = 5_000
 CHUNK = 5_000
 SUBJECTS = 1_000
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.5  # one await per event
+BATCH_TARGET_RATIO = 0.3  # publish_many (issue 13)
 TYPE = "activity.recorded"
 
 
@@ -117,7 +118,7 @@ def run(env: BenchEnvironment) -> Outcome:
     )  # fmt: skip
     batch_figure = Figure(
         "EventBus.publish_many events/s", "/s", batched, raw, "raw Producer",
-        f">= {TARGET_RATIO:.0%} of raw", batched >= TARGET_RATIO * raw,
+        f">= {BATCH_TARGET_RATIO:.0%} of raw", batched >= BATCH_TARGET_RATIO * raw,
     )  # fmt: skip
     notes = [
         f"{EVENTS:,} events each after {WARMUP:,} warmup; bus: asyncio.gather of {CHUNK:,} "

@@ -28,7 +28,7 @@ from streams.kafka.topics import ensure_topics
 NAME = "replay"
 USERS = 200_000
 EVENTS = 1_000_000
-TARGET = 50_000.0
+TARGET_RATIO = 0.8  # of consume + decode (issue 13)
 BATCH = 10_000
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -100,7 +100,8 @@ def run(env: BenchEnvironment) -> Outcome:
     nexus, reference = result.events / seconds, decoded / decode_seconds
     figure = Figure(
         "replay events/s (users)", "/s", nexus, reference, "consume+decode",
-        f">= {TARGET:,.0f}/s", nexus >= TARGET and result.events == EVENTS,
+        f">= {TARGET_RATIO:.0%} of it",
+        nexus >= TARGET_RATIO * reference and result.events == EVENTS,
     )  # fmt: skip
     notes = [
         f"replayed {result.events:,} events in {seconds:.1f} s (v{result.old_version} -> "
