@@ -19,16 +19,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Message as KafkaMessage
 
 from infra.cli.demo_traffic import TrafficModel, TrafficParams
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
 from schemas.tracking import TrackedEvent, TrackingValidator
 from schemas.tracking_plan import load_plan
+from streams.ingest import Message, collector_batches
 from streams.kafka.config import producer_config
 
-Encoded = tuple[str, bytes]  # (key, Avro payload)
+Encoded = Message  # (key, Avro payload), as the ingestion produces it
 
 
 def tracked_items(count: int, seed: int = 1, at: datetime | None = None) -> list[dict[str, Any]]:
@@ -89,7 +91,7 @@ def ingest_costs_us(settings: Settings, items: list[dict[str, Any]]) -> dict[str
 
 def encode(codec: AvroCodec, records: list[TrackedEvent], shift: timedelta) -> list[Encoded]:
     """The records encoded, their timestamp and receipt time moved by `shift`."""
-    encoded = []
+    encoded: list[Encoded] = []
     for event in records:
         record = copy.copy(event.record)
         record["timestamp"] += shift
@@ -104,7 +106,7 @@ def raw_rate(settings: Settings, pool: list[Encoded], count: int) -> float:
     producer = Producer(producer_config(settings))
     topic, failures = settings.topic("analytics"), 0
 
-    def delivered(err: KafkaError | None, msg: Message) -> None:
+    def delivered(err: KafkaError | None, msg: KafkaMessage) -> None:
         nonlocal failures
         failures += err is not None
 
@@ -124,6 +126,19 @@ def raw_rate(settings: Settings, pool: list[Encoded], count: int) -> float:
     if remaining or failures:
         raise RuntimeError(f"raw producer: {remaining} undelivered, {failures} failed")
     return count / seconds
+
+
+def as_ingested(settings: Settings, events: list[Encoded], per_call: int = 2_000) -> list[Encoded]:
+    """`events` as the ingestion writes them: collector batches of `per_call` at a time (an
+    HTTP batch), so the worker reads what it would behind the gateway."""
+    codec, calls = AvroCodec(), range(0, len(events), per_call)
+    return [
+        record
+        for start in calls
+        for record in collector_batches(
+            codec, events[start : start + per_call], settings.partitions
+        )
+    ]
 
 
 def produce(producer: Producer, topic: str, messages: list[Encoded]) -> None:
@@ -187,7 +202,7 @@ class TimelineLoad:
             shift = self.start + timedelta(minutes=minute) - base
             pool = encode(codec, self.records, shift)
             batch = [pool[n % len(pool)] for n in range(self.per_minute)]
-            produce(producer, topic, batch)
+            produce(producer, topic, as_ingested(self.settings, batch))
             self.produced += len(batch)
             minute += 1
         if producer.flush(60):

@@ -20,6 +20,7 @@ from typing import Any
 from bench.analytics_fresh import PacedBatches, send_paced
 from bench.analytics_load import (
     TimelineLoad,
+    as_ingested,
     encode,
     json_body,
     produce,
@@ -135,11 +136,11 @@ def rollups(
     pool = encode(AvroCodec(), tracked_records(settings, tracked_items(5_000, seed=2)),
                   timedelta(0))  # fmt: skip
     producer = bulk_producer(settings)
-    produce(producer, topic, pool)  # warm-up: the worker's first batches, not timed
+    produce(producer, topic, as_ingested(settings, pool))  # warm-up: not timed
     producer.flush(60)
     if not wait_rollups(url, len(pool), 60)[0]:
         raise RuntimeError("the analytics worker did not fold the warm-up events in 60 s")
-    messages = [pool[n % len(pool)] for n in range(events)]
+    messages = as_ingested(settings, [pool[n % len(pool)] for n in range(events)])
     base, batches = rollup_total(url), histogram(worker.url, BATCH_HISTOGRAM)
     cpu.start()
     started = time.monotonic()

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
+from schemas.tracked_batch import unpack
 from streams.kafka.config import consumer_config
 
 ROLLUP_TOTAL = "SELECT COALESCE(sum(count), 0)::bigint FROM public.rollups WHERE granularity = %s"
@@ -112,6 +113,7 @@ class TopicCounter(threading.Thread):
         super().__init__(name="topic-counter", daemon=True)
         group = f"{settings.topic_prefix}.bench-tail-{uuid.uuid4().hex[:8]}"
         self.consumer = Consumer(consumer_config(settings, group))
+        self.codec = AvroCodec()
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         # From the end offsets as of now: whatever is sent from here on is counted.
         starts = []
@@ -134,7 +136,7 @@ class TopicCounter(threading.Thread):
         try:
             while not self._stopping.is_set():
                 messages = self.consumer.consume(10_000, 0.05)
-                got = sum(1 for m in messages if m.error() is None)
+                got = sum(len(unpack(self.codec, m.value())) for m in messages if m.error() is None)
                 if got:
                     self._count += got
                     self.samples.append((time.monotonic(), float(self._count)))
@@ -143,7 +145,8 @@ class TopicCounter(threading.Thread):
 
 
 def consume_and_decode(settings: Settings, topic: str, batch: int = 10_000) -> tuple[int, float]:
-    """Every message of `topic` consumed and Avro-decoded by a plain consumer: (count, s)."""
+    """Every event of `topic` consumed and Avro-decoded by a plain consumer: (count, s); the
+    events of a collector batch one by one, as a consumer of the analytics topic reads them."""
     codec = AvroCodec()
     group = f"{settings.topic_prefix}.bench-decode-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
@@ -156,8 +159,9 @@ def consume_and_decode(settings: Settings, topic: str, batch: int = 10_000) -> t
             for message in consumer.consume(batch, 1.0):
                 error = message.error()
                 if error is None:
-                    codec.decode(message.value())
-                    decoded += 1
+                    for payload in unpack(codec, message.value()):
+                        codec.decode(payload)
+                        decoded += 1
                 elif error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(message.partition())
         return decoded, time.perf_counter() - started

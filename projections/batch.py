@@ -26,6 +26,7 @@ from projections import store
 from projections.attempts import Position
 from projections.model import Event, Key, Projection
 from schemas.codec import AvroCodec, DecodeError
+from schemas.tracked_batch import unpack
 from streams.kafka.dead_letters import Failure, SourceMessage
 
 HANDLER_FAILED = "handler_failed"  # the dead-letter reason of a poison event
@@ -162,24 +163,32 @@ class BatchApplier:
         self.projection.fold(rows, ((d.schema, d.event) for d in events))
         store.write_rows(conn, schema, self.projection, rows)
         if self.audit:
-            store.record_applications(conn, schema, (d.position for d in events))
+            # the events of a collector batch share its position
+            store.record_applications(conn, schema, dict.fromkeys(d.position for d in events))
 
     def _decode(self, messages: Sequence[SourceMessage]) -> tuple[list[Decoded], int]:
         events: list[Decoded] = []
         dead = 0
         for message in messages:
-            payload = message.value()
             try:
-                # The header names the schema, so events this projection ignores skip decoding.
-                name = self.codec.writer_schema(payload).name
-                if self.projection.handles(name):
-                    record = self.codec.decode(payload)[1]
-                    if self.projection.partition_scoped:
-                        record["partition"] = message.partition() or 0
-                    events.append(Decoded(message, name, record))
+                items = batch_items(self.codec, message)
             except DecodeError as error:
                 self.dead_letters.send(message, error)
                 dead += 1
+                continue
+            for item in items:
+                payload = item.value()
+                try:
+                    # The header names the schema: events this projection ignores skip decoding.
+                    name = self.codec.writer_schema(payload).name
+                    if self.projection.handles(name):
+                        record = self.codec.decode(payload)[1]
+                        if self.projection.partition_scoped:
+                            record["partition"] = item.partition() or 0
+                        events.append(Decoded(item, name, record))
+                except DecodeError as error:
+                    self.dead_letters.send(item, error)
+                    dead += 1
         return events, dead
 
     def _touched(self, events: list[Decoded]) -> dict[str, set[Key]]:
@@ -188,6 +197,38 @@ class BatchApplier:
             for table, key in self.projection.touches(decoded.event):
                 keys.setdefault(table, set()).add(key)
         return keys
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One event of a collector batch, as a message at its batch's position: a dead letter
+    of it carries the event alone."""
+
+    batch: SourceMessage
+    payload: bytes
+
+    def topic(self) -> str | None:
+        return self.batch.topic()
+
+    def partition(self) -> int | None:
+        return self.batch.partition()
+
+    def offset(self) -> int | None:
+        return self.batch.offset()
+
+    def key(self) -> bytes | None:
+        return self.batch.key()
+
+    def value(self) -> bytes | None:
+        return self.payload
+
+
+def batch_items(codec: AvroCodec, message: SourceMessage) -> Sequence[SourceMessage]:
+    """The message, or each event of it if it is a collector batch; raises DecodeError."""
+    payloads = unpack(codec, message.value())
+    if len(payloads) == 1 and payloads[0] is message.value():
+        return (message,)
+    return [BatchItem(message, payload) for payload in payloads]
 
 
 @contextmanager

@@ -1,9 +1,11 @@
 """Analytics ingestion: check items against the tracking plan, then make both outcomes durable.
 
-Accepted items go to the analytics topic (keyed by user, else by event id); refused ones go
-to analytics-rejected with their reasons and JSON text, for audit and for `nexus analytics
-resubmit`. `ingest` returns only once Kafka acknowledged both, and raises LogUnavailable
-otherwise. The gateway, the EventBus and the CLI share this one path.
+Accepted items go to the analytics topic in collector batches (schemas.tracked_batch): the
+items of one call whose keys (the user, else the anonymous visitor, else the event id) share
+a partition make one record. Refused ones go to analytics-rejected with their reasons and
+JSON text, for audit and for `nexus analytics resubmit`. `ingest` returns only once Kafka
+acknowledged both, and raises LogUnavailable otherwise. The gateway, the EventBus and the
+CLI share this one path.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -20,10 +23,12 @@ import msgspec
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
+from schemas.tracked_batch import cut, pack
 from schemas.tracking import ItemError, TrackedEvent, TrackingValidator
 from schemas.tracking_plan import TrackingPlan
 from streams import ids
 from streams.kafka.async_producer import AsyncProducer
+from streams.kafka.partitioning import partition_for
 
 REJECTED_SCHEMA = "analytics.rejected"
 MAX_EVENT_BYTES = 1024 * 1024  # an encoded event; the topics take 4 MiB per message
@@ -72,6 +77,7 @@ class Ingestor:
         new_id: Callable[[], str] = ids.new_id,
     ) -> None:
         self.topic = settings.topic("analytics")
+        self.partitions = settings.partitions
         self.rejected_topic = settings.topic("analytics-rejected")
         self.producer, self.codec = producer, codec
         self.validator = TrackingValidator(plan, codec.registry)
@@ -176,12 +182,34 @@ class Ingestor:
         return self.codec.encode(REJECTED_SCHEMA, record, check=False)
 
     async def _send(self, accepted: list[Message], rejected: list[Message]) -> None:
+        batches = collector_batches(self.codec, accepted, self.partitions)
         sends = [
             self.producer.send_many(topic, messages)
-            for topic, messages in ((self.topic, accepted), (self.rejected_topic, rejected))
+            for topic, messages in ((self.topic, batches), (self.rejected_topic, rejected))
             if messages  # an empty batch would never be settled
         ]
         await asyncio.gather(*sends)
+
+
+def collector_batches(codec: AvroCodec, events: Sequence[Message], partitions: int) -> list[Message]:
+    """`events` as records of the analytics topic: those whose keys share a partition of
+    `partitions` in one batch (in order, cut at BATCH_BYTES), keyed by its first event's key,
+    so that Kafka's partitioner places it where each of its events would have gone alone."""
+    groups: dict[int, list[Message]] = {}
+    for event in events:
+        groups.setdefault(_partition_of(event[0], partitions), []).append(event)
+    records: list[Message] = []
+    for group in groups.values():
+        for run in cut([len(value) for _, value in group]):
+            records.append((group[run][0][0], pack(codec, [value for _, value in group[run]])))
+    return records
+
+
+@lru_cache(maxsize=100_000)  # murmur2 in Python costs microseconds; the same users come back
+def _partition_of(key: str | bytes | None, partitions: int) -> int:
+    if key is None:
+        return -1  # events without a key are spread by Kafka, together
+    return partition_for(key.encode() if isinstance(key, str) else key, partitions)
 
 
 def _parsed(item: Any) -> Any:

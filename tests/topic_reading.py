@@ -1,4 +1,5 @@
-"""Test helper: read a whole topic as decoded records, the way any consumer would."""
+"""Test helper: read a whole topic as decoded records, the way any consumer would: each event
+of a collector batch (schemas.tracked_batch) is a record at its batch's position."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from confluent_kafka import Consumer
 
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
+from schemas.tracked_batch import unpack
 from streams.kafka.config import consumer_config
 from streams.kafka.reading import read_to_end
 
@@ -46,6 +48,7 @@ def _read_partition(
 ) -> list[Stored]:
     found = []
     for message in read_to_end(consumer, topic, partition):
-        schema, record = codec.decode(message.value())
-        found.append(Stored(partition, message.offset(), message.key(), record, schema.name))
+        for payload in unpack(codec, message.value()):
+            schema, record = codec.decode(payload)
+            found.append(Stored(partition, message.offset(), message.key(), record, schema.name))
     return found

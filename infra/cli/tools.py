@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 
 from gateway.auth import DEFAULT_SCOPES, TokenVerifier
 from infra.cli.saga_audit import json_line, report_lines, summary_lines
@@ -22,6 +22,7 @@ from sagas.rendering import check_templates
 from schemas.codec import AvroCodec, DecodeError, SchemaViolation
 from schemas.compatibility import check_registry
 from schemas.registry import UnknownSchema, default_registry
+from schemas.tracked_batch import unpack
 from streams.aggregate_history import TopicMissing, read_aggregate_history
 from streams.bus import EventBus, OwnedByCommandSide
 from streams.kafka.config import consumer_config
@@ -136,14 +137,28 @@ def _print_messages(
         idle = 0.0
         if message.error() is not None:
             continue
-        where = {"partition": message.partition(), "offset": message.offset()}
+        lines = _lines(codec, message)
+        for line in lines if limit is None else lines[: limit - printed]:
+            print(json.dumps(line, default=_json_default), flush=True)
+            printed += 1
+
+
+def _lines(codec: AvroCodec, message: Message) -> list[dict[str, Any]]:
+    """A line per record, or per event of a collector batch (with its place in the batch)."""
+    where: dict[str, Any] = {"partition": message.partition(), "offset": message.offset()}
+    try:
+        payloads = unpack(codec, message.value())
+    except DecodeError as err:
+        return [{**where, "undecodable": err.reason, "detail": err.detail}]
+    lines = []
+    for item, payload in enumerate(payloads):
+        at = where if len(payloads) == 1 else {**where, "item": item}
         try:
-            schema, record = codec.decode(message.value())
-            line = {**where, "schema": schema.label, "record": record}
+            schema, record = codec.decode(payload)
+            lines.append({**at, "schema": schema.label, "record": record})
         except DecodeError as err:
-            line = {**where, "undecodable": err.reason, "detail": err.detail}
-        print(json.dumps(line, default=_json_default), flush=True)
-        printed += 1
+            lines.append({**at, "undecodable": err.reason, "detail": err.detail})
+    return lines
 
 
 def tail_arguments(parser: argparse.ArgumentParser) -> None:

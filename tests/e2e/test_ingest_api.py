@@ -14,17 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
 from stack import ServiceProcess, api_client, prepared, running
 from test_http_api import assert_problem
+from topic_reading import read_topic
 
 from gateway.auth import TokenVerifier
 from infra.config.settings import Settings
 from infra.local.processes import free_port
 from infra.local.service_env import with_free_ports
-from schemas.codec import AvroCodec
-from streams.kafka.config import consumer_config
-from streams.kafka.reading import read_to_end
 
 WRITE = ["analytics:write", "analytics:ingest"]  # a server, ingesting for many users
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -58,20 +55,11 @@ def page_view(user_id: str | None, page: str = "/dashboard", **extra: Any) -> di
             "data": {"page": page}, **extra}  # fmt: skip
 
 
-def messages(settings: Settings, logical: str, source: str) -> list[tuple[str, bytes, Any]]:
-    """(schema name, key, record) of every message on the topic that `source` sent."""
-    topic, codec = settings.topic(logical), AvroCodec()
-    consumer = Consumer(consumer_config(settings, f"reader-{uuid.uuid4().hex}"))
-    try:
-        found = []
-        for partition in sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions):
-            for message in read_to_end(consumer, topic, partition):
-                schema, record = codec.decode(message.value())
-                if record["source"] == source:
-                    found.append((schema.name, message.key(), record))
-        return found
-    finally:
-        consumer.close()
+def messages(settings: Settings, logical: str, source: str) -> list[tuple[str, bytes | None, Any]]:
+    """(schema name, key, record) of every event on the topic that `source` sent; the key of
+    an event in a collector batch is its batch's."""
+    stored = read_topic(settings, settings.topic(logical))
+    return [(s.schema, s.key, s.record) for s in stored if s.record["source"] == source]
 
 
 def test_one_event_is_acknowledged_once_on_the_analytics_topic(

@@ -9,22 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer
 from stack import NEXUS
+from topic_reading import read_topic
 
 from infra.config.settings import Settings
 from infra.local.service_env import environment
-from schemas.codec import AvroCodec
 from schemas.tracking import ItemError
 from streams.bus import EventBus
 from streams.ingest import ItemRejection
-from streams.kafka.config import consumer_config
-from streams.kafka.reading import read_to_end
 from streams.kafka.topics import ensure_topics
 
 PLAN = 'unknown_types = "{}"\nretention_days = 30\n'
@@ -42,18 +38,8 @@ def nexus(settings: Settings, *args: str) -> list[Any]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-def messages(settings: Settings, logical: str) -> list[tuple[str, bytes, dict[str, Any]]]:
-    topic, codec = settings.topic(logical), AvroCodec()
-    consumer = Consumer(consumer_config(settings, f"reader-{uuid.uuid4().hex}"))
-    try:
-        found = []
-        for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            for message in read_to_end(consumer, topic, partition):
-                schema, record = codec.decode(message.value())
-                found.append((schema.name, message.key(), record))
-        return found
-    finally:
-        consumer.close()
+def messages(settings: Settings, logical: str) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+    return [(s.schema, s.key, s.record) for s in read_topic(settings, settings.topic(logical))]
 
 
 def test_resubmit_ingests_what_a_fixed_plan_accepts(settings: Settings, tmp_path: Path) -> None:
