@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from infra.config.settings import Settings
-from projections.analytics.sketches import hist_add, hll_add, top_add
+from projections.analytics.sketches import hist_bucket, hll_set, hll_slot, top_add
 from projections.model import Event, Key, Projection, RowCache, Table
 from schemas.registry import default_registry
 from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan, load_plan
@@ -84,22 +84,30 @@ def _track_generic(rows: RowCache, event: Event) -> None:
 
 
 def _track(rows: RowCache, event: Event, values: dict[str, Any]) -> None:
+    """What the event adds is worked out once, then added to each of its rows."""
     keys = _keys(event)
     late = event["_late"]
     spec = plan().rollup(event["type"])
+    # An anonymous visitor counts as a user of its own (as analytics tools count them).
+    visitor = event["user_id"] or event.get("anonymous_id")
+    slot = hll_slot(visitor) if visitor is not None else None
+    top = values.get(spec.top) if spec.top is not None else None
+    buckets = [
+        (name, hist_bucket(value))
+        for name in spec.percentiles
+        if isinstance(value := values.get(name), int | float) and not isinstance(value, bool)
+    ]
     for key in keys:
         row = rows.get(ROLLUPS.name, key) or _empty(key)
         row["count"] += 1
         row["late"] += late
-        # An anonymous visitor counts as a user of its own (as analytics tools count them).
-        if (visitor := event["user_id"] or event.get("anonymous_id")) is not None:
-            hll_add(row["users"], visitor)
-        if spec.top is not None and values.get(spec.top) is not None:
-            top_add(row["top"], str(values[spec.top]))
-        for name in spec.percentiles:
-            value = values.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                hist_add(row["hist"].setdefault(name, {}), value)
+        if slot is not None:
+            hll_set(row["users"], slot)
+        if top is not None:
+            top_add(row["top"], str(top))
+        for name, bucket in buckets:
+            histogram = row["hist"].setdefault(name, {})
+            histogram[bucket] = histogram.get(bucket, 0) + 1
         row["updated_at"] = event["received_at"]
         rows.put(ROLLUPS.name, key, row)
 
