@@ -179,7 +179,7 @@ def middleware(settings: Settings) -> list[Middleware]:
             max_age=600,
         )
         layers.append(cors)
-    layers.append(Middleware(RequestContext))
+    layers.append(Middleware(RequestContext, traced=exporting()))
     # Innermost: its 429s are logged and counted by RequestContext like any other answer.
     layers.append(Middleware(RateLimits))
     return layers

@@ -1,12 +1,17 @@
-"""Bearer JWT checks (PyJWT): HS256 only; exp, iss, aud and sub are required, lifetimes bounded."""
+"""Bearer JWT checks (PyJWT): HS256 only; exp, iss, aud and sub are required, lifetimes bounded.
+
+A token that passed is remembered (cachetools) until its `exp` plus the leeway, the moment
+PyJWT would refuse it, so each token is verified once rather than on every request."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from cachetools import TLRUCache
 
 from aggregates.actor import USERS_ADMIN, WORKSPACES_ADMIN
 from gateway.problems import Problem
@@ -20,6 +25,8 @@ MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 MAX_TOKEN_CHARS = 8192  # far above any token issued here; bounds what PyJWT decodes
 DEFAULT_MAX_TTL_S = 24 * 3600
 DEFAULT_LEEWAY_S = 30
+# Tokens remembered at once; the least recently used goes first. Callers, not requests.
+DEFAULT_CACHE_SIZE = 4096
 DEFAULT_SCOPES = (
     "users:read",
     "users:write",
@@ -57,6 +64,8 @@ class TokenVerifier:
     Refuses a secret under MIN_SECRET_BYTES, and any token whose lifetime (exp - iat, or
     exp - now without iat) is longer than `max_ttl_s`, so a leaked token is useful for a
     bounded time. `leeway_s` tolerates that much clock skew on exp, iat and nbf.
+    Only tokens that passed every check are remembered, at most `cache_size` of them, each
+    until `exp + leeway_s`: past that it is checked again, and refused as expired.
     """
 
     def __init__(
@@ -67,11 +76,17 @@ class TokenVerifier:
         *,
         max_ttl_s: int = DEFAULT_MAX_TTL_S,
         leeway_s: int = DEFAULT_LEEWAY_S,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,  # epoch seconds, as PyJWT reads them
     ) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"the JWT secret must have at least {MIN_SECRET_BYTES} bytes")
         self.secret, self.issuer, self.audience = secret, issuer, audience
         self.max_ttl_s, self.leeway_s = max_ttl_s, leeway_s
+        # token -> (its principal, when PyJWT would start refusing it)
+        self.verified: TLRUCache[str, tuple[Principal, float]] = TLRUCache(
+            cache_size, ttu=_valid_until, timer=clock
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -93,8 +108,13 @@ class TokenVerifier:
         if len(token) > MAX_TOKEN_CHARS:
             detail = f"the token is longer than {MAX_TOKEN_CHARS} characters"
             raise _unauthorized("invalid-token", detail)
+        if (known := self.verified.get(token)) is not None:
+            return known[0]
         claims = self._claims(token)
-        return Principal(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+        principal = Principal(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
+        # PyJWT refuses once exp <= now - leeway; _claims made exp a finite number.
+        self.verified[token] = (principal, float(claims["exp"]) + self.leeway_s)
+        return principal
 
     def _claims(self, token: str) -> dict[str, Any]:
         try:
@@ -136,6 +156,10 @@ class TokenVerifier:
             "scope": " ".join(scopes),
         }
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+
+def _valid_until(_token: str, verified: tuple[Principal, float], _now: float) -> float:
+    return verified[1]
 
 
 def _unauthorized(code: str, detail: str) -> Problem:

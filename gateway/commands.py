@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aggregates.actor import USERS_ADMIN
@@ -17,6 +17,7 @@ from gateway.auth import Principal
 from gateway.body import command_data, read_json
 from gateway.consistency import outcome_visible
 from gateway.dispatch import checked_id, command_record, expected_version, requested_wait
+from gateway.json_response import JSONResponse
 from gateway.outcomes import Outcome
 from gateway.problems import Problem
 from gateway.services import Services

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from urllib.parse import unquote_to_bytes
 
 import structlog
@@ -14,6 +13,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import Problem, problem_response
+from streams.ids import new_id
 
 log = structlog.get_logger()
 REQUESTS = Counter("nexus_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -48,8 +48,11 @@ class DefaultHeaders:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    """`traced`: whether spans are exported, decided at start-up (when not, the current
+    span is a no-op and naming the correlation id on it is skipped)."""
+
+    def __init__(self, app: ASGIApp, traced: bool = False) -> None:
+        self.app, self.traced = app, traced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,12 +61,12 @@ class RequestContext:
         given = dict(scope["headers"]).get(b"x-correlation-id", b"")
         bad_id = bool(given) and CORRELATION_ID.fullmatch(given) is None
         # A refused id is not echoed or logged; the 400 carries a fresh one instead.
-        correlation_id = given.decode() if given and not bad_id else str(uuid.uuid4())
+        correlation_id = given.decode() if given and not bad_id else new_id()
         refusal = _refusal(scope, bad_id)
         app = self.app if refusal is None else problem_response(refusal, scope["path"])
         structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
-        # Tracing backends find a request's trace by it, as `nexus trace` finds it in the log.
-        trace.get_current_span().set_attribute("nexus.correlation_id", correlation_id)
+        if self.traced:  # backends find a request's trace by it, as `nexus trace` in the log
+            trace.get_current_span().set_attribute("nexus.correlation_id", correlation_id)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         status = 500
         started = time.perf_counter()

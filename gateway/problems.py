@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import JSONResponse
+from gateway.json_response import JSONResponse
 
 PROBLEM_BASE = "https://nexus.dev/problems/"
 TITLES = {

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
-import jwt
 import structlog
 from limits.aio import strategies
 from limits.aio.storage import MemoryStorage
@@ -131,36 +130,6 @@ class Admission:
         return too_many("rate-limited", name, detail, {"Retry-After": retry})
 
 
-class TokenSubjects:
-    """Subjects of tokens the verifier accepted, remembered until each token's `exp`, so a
-    request's budget is found without verifying its JWT a second time. It only picks the
-    budget: the endpoint still verifies the token before granting anything."""
-
-    def __init__(self, verifier: TokenVerifier, size: int = 4096) -> None:
-        self.verifier, self.size = verifier, size
-        self.known: dict[str, tuple[str, float]] = {}
-
-    def subject(self, authorization: str | None) -> str | None:
-        if not authorization:
-            return None
-        if (known := self.known.get(authorization)) is not None:
-            if known[1] > time.time():
-                return known[0]
-            del self.known[authorization]
-        try:
-            principal = self.verifier.principal(authorization)
-        except Problem:
-            return None
-        # Verified just above: reading `exp` needs no second signature check.
-        claims = jwt.decode(
-            authorization.partition(" ")[2].strip(), options={"verify_signature": False}
-        )
-        if len(self.known) >= self.size:
-            del self.known[next(iter(self.known))]  # the oldest entry
-        self.known[authorization] = (principal.subject, float(claims["exp"]))
-        return principal.subject
-
-
 class SweptMemoryStorage(MemoryStorage):
     """limits' memory storage, dropping expired keys at most once every SWEEP_EVERY_S.
 
@@ -194,7 +163,7 @@ class RateLimiter:
         # storage keeps one timestamp per unit (10,000 for one full ingest batch).
         strategy = STRATEGY_TYPES[settings.rate_limit_strategy]
         self.strategy = strategy(storage(settings.rate_limit_storage))
-        self.subjects = TokenSubjects(verifier)
+        self.verifier = verifier
         wait_s = math.ceil(settings.read_your_writes_timeout_s)
         self.caps = {
             AFTER_WAITS: ConcurrencyCap(AFTER_WAITS, settings.rate_limit_after_waits, wait_s),
@@ -204,12 +173,20 @@ class RateLimiter:
 
     def admission(self, scope: Scope, rule: RouteRule) -> Admission:
         cap = self.caps[rule.holds] if rule.holds else None
-        if (subject := self.subjects.subject(_credentials(scope, rule))) is not None:
+        if (subject := self._subject(_credentials(scope, rule))) is not None:
             policy, key = self.policies[rule.route_class], f"sub:{subject}"
         else:
             client = scope.get("client")
             policy, key = self.policies[ANONYMOUS], f"addr:{client[0] if client else '-'}"
         return Admission(key, policy, cap)
+
+    def _subject(self, authorization: str | None) -> str | None:
+        """The subject of a valid token, which picks the budget. Only that: the endpoint
+        still checks the token (remembered by the verifier, so not verified twice)."""
+        try:
+            return self.verifier.principal(authorization).subject
+        except Problem:
+            return None
 
     async def charge(self, admission: Admission, cost: int) -> None:
         """Takes `cost` units from the caller's budget; Problem 429 if it does not have them."""

@@ -18,10 +18,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.app import create_app
-from gateway.auth import Principal, TokenVerifier
+from gateway.auth import TokenVerifier
 from gateway.commands import COMMAND_ROUTES
 from gateway.problems import Problem, problem_response
-from gateway.rate_limits import ConcurrencyCap, RateLimiter, RateLimits, TokenSubjects
+from gateway.rate_limits import ConcurrencyCap, RateLimiter, RateLimits
 from gateway.rate_policies import (
     ROUTE_RULES,
     ROUTES,
@@ -118,21 +118,21 @@ async def test_without_a_valid_token_the_client_address_pays() -> None:
         assert (admission.key, admission.policy.name) == ("addr:10.0.0.7", "anonymous")
 
 
-def test_token_subjects_verify_each_token_once_until_it_expires() -> None:
-    calls: list[str | None] = []
+def test_the_limiter_and_the_endpoint_verify_a_token_once() -> None:
+    calls: list[str] = []
 
     class Counting(TokenVerifier):
-        def principal(self, authorization: str | None) -> Principal:
-            calls.append(authorization)
-            return super().principal(authorization)
+        def _claims(self, token: str) -> dict[str, Any]:
+            calls.append(token)
+            return super()._claims(token)
 
-    subjects = TokenSubjects(Counting(SECRET, "nexus", "nexus-api"), size=2)
-    ann, bob = (f"Bearer {verifier().issue(s, [])}" for s in ("ann", "bob"))
-    assert [subjects.subject(ann) for _ in range(3)] == ["ann"] * 3
-    assert subjects.subject(bob) == "bob" and len(calls) == 2
-    assert subjects.subject("Bearer forged") is None and subjects.subject(None) is None
-    subjects.known[ann] = ("ann", 0.0)  # as if expired: verified again
-    assert subjects.subject(ann) == "ann" and len(calls) == 4
+    shared = Counting(SECRET, "nexus", "nexus-api")
+    limiter = RateLimiter(settings(), shared)
+    token = verifier().issue("ann", ["users:write"])
+    scope = scope_of("POST", "/api/v1/users", token)
+    admission = limiter.admission(scope, ROUTES.rule("POST", "/api/v1/users"))
+    assert admission.key == "sub:ann"
+    assert shared.principal(f"Bearer {token}").subject == "ann" and len(calls) == 1
 
 
 def test_a_concurrency_cap_counts_per_caller_and_frees_on_exit() -> None:
