@@ -26,7 +26,6 @@ from bench.analytics_phases import freshness, http_ingest, memory, rollups
 from bench.analytics_report import Results, outcome
 from bench.analytics_watch import consume_and_decode, memory_kb
 from bench.environment import BenchEnvironment
-from bench.kafka_log import message_count
 from bench.notify import StackCpu
 from bench.processes import Stack, nexus_service
 from bench.report import Outcome, say
@@ -67,7 +66,9 @@ def http_phase(env: BenchEnvironment, results: Results) -> None:
     with Stack([gateway]):
         cpu = stack_cpu(env, [gateway])
         results.http = http_ingest(gateway, settings, items, HTTP_ROUNDS, HTTP_SECONDS, cpu)
-    results.http_in_topic = message_count(settings, settings.topic("analytics"))
+    results.http_in_topic = consume_and_decode(settings, settings.topic("analytics"), decode=False)[
+        0
+    ]
     say(f"{NAME}: raw producer reference, {RAW_EVENTS:,} events")
     pool = encode(AvroCodec(), tracked_records(settings, items), timedelta(0))
     raw_rate(settings, pool, 20_000)  # warm-up

@@ -144,9 +144,12 @@ class TopicCounter(threading.Thread):
             self.error = exc
 
 
-def consume_and_decode(settings: Settings, topic: str, batch: int = 10_000) -> tuple[int, float]:
+def consume_and_decode(
+    settings: Settings, topic: str, batch: int = 10_000, *, decode: bool = True
+) -> tuple[int, float]:
     """Every event of `topic` consumed and Avro-decoded by a plain consumer: (count, s); the
-    events of a collector batch one by one, as a consumer of the analytics topic reads them."""
+    events of a collector batch one by one, as a consumer of the analytics topic reads them.
+    `decode=False` only counts them."""
     codec = AvroCodec()
     group = f"{settings.topic_prefix}.bench-decode-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(consumer_config(settings, group, **{"enable.partition.eof": True}))
@@ -159,9 +162,10 @@ def consume_and_decode(settings: Settings, topic: str, batch: int = 10_000) -> t
             for message in consumer.consume(batch, 1.0):
                 error = message.error()
                 if error is None:
-                    for payload in unpack(codec, message.value()):
+                    payloads = unpack(codec, message.value())
+                    for payload in payloads if decode else ():
                         codec.decode(payload)
-                        decoded += 1
+                    decoded += len(payloads)
                 elif error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(message.partition())
         return decoded, time.perf_counter() - started

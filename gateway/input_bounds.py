@@ -54,7 +54,7 @@ def json_refusal(text: str) -> str | None:
     Malformed text may pass; json.loads then refuses it (a parse stops at the first error,
     so it never nests deeper than counted here).
     """
-    bare = _STRING.sub('""', text)
+    bare = _outside_strings(text)
     if _CONSTANT.search(bare):
         return "NaN and Infinity are not JSON numbers"
     if _LONG_NUMBER.search(bare):
@@ -65,6 +65,20 @@ def json_refusal(text: str) -> str | None:
     if _MAYBE_UNSTORABLE.search(text) and not _storable_escapes(text):
         return "a string holds U+0000 or a lone surrogate, which cannot be stored"
     return None
+
+
+def _outside_strings(text: str) -> str:
+    """`text` with each string's contents taken out, as `_STRING.sub('""', text)` gives it.
+    Without a backslash no quote is escaped, so every other piece between quotes is inside a
+    string: `str.split` finds them several times faster than the regex, which bodies of
+    thousands of events would otherwise spend most of their check on."""
+    if "\\" in text:
+        return _STRING.sub('""', text)
+    pieces = text.split('"')
+    outside = pieces[0::2]
+    if len(pieces) % 2 == 0:  # an odd number of quotes: the last string is left open
+        outside.append("")
+    return '""'.join(outside)
 
 
 def _storable_escapes(text: str) -> bool:

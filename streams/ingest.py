@@ -191,7 +191,9 @@ class Ingestor:
         await asyncio.gather(*sends)
 
 
-def collector_batches(codec: AvroCodec, events: Sequence[Message], partitions: int) -> list[Message]:
+def collector_batches(
+    codec: AvroCodec, events: Sequence[Message], partitions: int
+) -> list[Message]:
     """`events` as records of the analytics topic: those whose keys share a partition of
     `partitions` in one batch (in order, cut at BATCH_BYTES), keyed by its first event's key,
     so that Kafka's partitioner places it where each of its events would have gone alone."""

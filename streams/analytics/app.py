@@ -31,6 +31,7 @@ from prometheus_client import Counter
 
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
+from schemas.tracked_batch import cut
 from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import ProjectionSink
 from streams.kafka.tracing import batch_span, header_list
@@ -38,8 +39,10 @@ from streams.process.faust_worker import AgentBeat, FaustWatch
 from streams.process.watchdog import EXIT_WEDGED, Watchdog, exit_now
 
 log = structlog.get_logger()
-BATCH = 5_000
+# Records per take: each may be a collector batch of hundreds of events (schemas.tracked_batch)
+BATCH = 100
 BATCH_WITHIN_S = 0.5
+APPLY_BYTES = 4 * 1024 * 1024  # of records per sink transaction: bounds its time and memory
 RETRY_S = 1.0
 
 AnomalyCheck = Callable[[datetime], Awaitable[Any]]
@@ -136,7 +139,8 @@ def _fold_into(app: faust.App, sink: LiveSink, agent: AgentBeat) -> None:
             traced = (header_list(event.message.headers) for event in events)
             try:
                 with batch_span(f"{sink.name} apply", traced):
-                    await asyncio.to_thread(sink.apply_until_done, batch, agent)
+                    for run in cut([len(m.source_value or b"") for m in batch], APPLY_BYTES):
+                        await asyncio.to_thread(sink.apply_until_done, batch[run], agent)
             except Exception:  # Faust would acknowledge the batch as the agent moves on
                 log.exception("analytics_batch_failed", sink=sink.name)
                 exit_now(EXIT_WEDGED)

@@ -46,6 +46,13 @@ def test_a_batch_unpacks_to_its_events_in_order() -> None:
     assert unpack(CODEC, record) == events
 
 
+def test_a_batch_has_the_bytes_fastavro_writes() -> None:
+    for count in (2, 3, 70, 200):
+        events = [rejected(n) for n in range(count)]
+        expected = CODEC.encode(BATCH_SCHEMA, {"events": events})
+        assert pack(CODEC, events) == expected
+
+
 def test_a_lone_event_is_its_own_record() -> None:
     event = rejected(1)
     assert pack(CODEC, [event]) is event
@@ -66,9 +73,7 @@ def test_batch_items_sit_at_their_batch_position_and_carry_one_event() -> None:
     events = [rejected(n) for n in range(3)]
     items = batch_items(CODEC, Message(pack(CODEC, events)))
     assert [item.value() for item in items] == events
-    assert {(i.topic(), i.partition(), i.offset(), i.key()) for i in items} == {
-        ("t", 3, 41, b"k")
-    }
+    assert {(i.topic(), i.partition(), i.offset(), i.key()) for i in items} == {("t", 3, 41, b"k")}
     assert all(isinstance(item, BatchItem) for item in items)
     lone = Message(rejected(1))
     assert batch_items(CODEC, lone) == (lone,)

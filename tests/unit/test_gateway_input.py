@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import random
 import time
 from pathlib import Path
 
@@ -281,3 +282,15 @@ def test_analytics_dates_near_the_ends_of_time_are_400(params: dict[str, str]) -
     with pytest.raises(Problem) as info:
         analytics_span(params, datetime(2026, 1, 1, tzinfo=UTC))
     assert (info.value.status, info.value.code) == (400, "invalid-range")
+
+
+def test_the_split_on_quotes_strips_strings_exactly_as_the_regex_does() -> None:
+    from gateway.input_bounds import _STRING, _outside_strings
+
+    draw = random.Random(13)
+    texts = ['"', '"open', '["[[[", 1]', 'a"b\\"c"d', '{"a":"b"}"', *(
+        "".join(draw.choice('ab"[]{}1\\ ') for _ in range(draw.randint(0, 14)))
+        for _ in range(5_000)
+    )]  # fmt: skip
+    for text in texts:
+        assert _outside_strings(text) == _STRING.sub('""', text), text
