@@ -84,8 +84,9 @@ def _is_required(f: dataclasses.Field[Any]) -> bool:
 
 
 def _decode(hint: Any, value: object, path: str) -> object:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+    if type(value) is hint and hint in _PLAIN:  # exactly the scalar asked for: nothing to do
+        return value
+    origin, args = _shape(hint)
     if origin is types.UnionType or origin is typing.Union:
         return _decode_union(args, value, path)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -101,6 +102,11 @@ def _decode(hint: Any, value: object, path: str) -> object:
     if hint in _SCALARS:
         return _decode_scalar(hint, value, path)
     raise TypeError(f"{path}: unsupported annotation {hint!r}")
+
+
+@cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    return typing.get_origin(hint), typing.get_args(hint)
 
 
 def _decode_union(args: tuple[Any, ...], value: object, path: str) -> object:
