@@ -11,7 +11,7 @@ import types
 import typing
 from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool)
+_PLAIN = frozenset({*_SCALARS, type(None)})  # exact types, returned as they are
 
 
 class DataError(ValueError):
@@ -26,7 +27,7 @@ class DataError(ValueError):
 
 
 def to_data(obj: DataclassInstance) -> dict[str, Any]:
-    return {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return {name: _encode(getattr(obj, name)) for name in _field_names(type(obj))}
 
 
 def from_data(cls: type[T], data: object) -> T:
@@ -34,13 +35,26 @@ def from_data(cls: type[T], data: object) -> T:
 
 
 def _encode(value: object) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_data(value)
+    kind = type(value)
+    if kind in _PLAIN:  # most values: checked first, as the saga's hot path encodes many
+        return value
+    if dataclasses.is_dataclass(kind):  # an instance; a dataclass type itself stays as it is
+        return to_data(cast("DataclassInstance", value))
     if isinstance(value, tuple | list):
         return [_encode(item) for item in value]
     if isinstance(value, Mapping):
         return {key: _encode(item) for key, item in value.items()}
     return value
+
+
+@cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@cache
+def _required(cls: type[DataclassInstance]) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if _is_required(f))
 
 
 @cache
@@ -56,8 +70,7 @@ def _decode_dataclass(cls: type[T], data: object, path: str) -> T:
     unknown = sorted(str(key) for key in set(data) - set(field_types))
     if unknown:
         raise DataError(f"{path}: unknown fields {unknown}")
-    required = {f.name for f in dataclasses.fields(cls) if _is_required(f)}
-    missing = sorted(required - set(data))
+    missing = sorted(_required(cls) - set(data))
     if missing:
         raise DataError(f"{path}: missing fields {missing}")
     kwargs = {
@@ -71,8 +84,9 @@ def _is_required(f: dataclasses.Field[Any]) -> bool:
 
 
 def _decode(hint: Any, value: object, path: str) -> object:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+    if type(value) is hint and hint in _PLAIN:  # exactly the scalar asked for: nothing to do
+        return value
+    origin, args = _shape(hint)
     if origin is types.UnionType or origin is typing.Union:
         return _decode_union(args, value, path)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -88,6 +102,11 @@ def _decode(hint: Any, value: object, path: str) -> object:
     if hint in _SCALARS:
         return _decode_scalar(hint, value, path)
     raise TypeError(f"{path}: unsupported annotation {hint!r}")
+
+
+@cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    return typing.get_origin(hint), typing.get_args(hint)
 
 
 def _decode_union(args: tuple[Any, ...], value: object, path: str) -> object:

@@ -98,7 +98,11 @@ def _json_value(value: object) -> object:
         str(value)  # StrictUndefined raises UndefinedError here, ForeignLink ValueError
     if isinstance(value, Markup):  # already JSON, e.g. `x | tojson`
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return _json_literal(value)
+
+
+# One encoder: json.dumps builds a new one per call for any non-default option.
+_json_literal = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _one_line(value: str) -> str:

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 PLATFORM_ROOT = "app"  # the one template variable settings fill in, whatever the data says
 PLATFORM_VARIABLES = frozenset({PLATFORM_ROOT})
+_LEAVES = (str, int, float, bool, type(None))  # JSON scalars: no link inside
 
 
 class ForeignLink:
@@ -60,19 +62,27 @@ class PlatformContext:
         if not isinstance(link, str) or any(c.isspace() or c == "\\" for c in link):
             return False
         try:
-            parts, base = urlsplit(link), urlsplit(self.url)
+            parts = urlsplit(link)
             if parts.username is not None or parts.password is not None:
                 return False
-            if _origin(parts) != _origin(base):
+            origin, root = self._base
+            if _origin(parts) != origin:
                 return False
         except ValueError:  # an invalid port or IPv6 literal
             return False
-        root = base.path.rstrip("/")
         return parts.path == root or parts.path.startswith(f"{root}/")
 
+    @cached_property
+    def _base(self) -> tuple[tuple[str, str, int | None], str]:
+        """The app URL's origin and path, split once (raises ValueError, uncached, if bad)."""
+        base = urlsplit(self.url)
+        return _origin(base), base.path.rstrip("/")
+
     def apply(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """The template context: `data` with links checked and `app` from settings."""
-        return {**_checked_links(data, self), **self.variables()}
+        """The template context: `data` with links checked and `app` from settings (the
+        data's own `app` is replaced, so it is not checked)."""
+        own = {k: v for k, v in data.items() if k != PLATFORM_ROOT}
+        return {**_checked_links(own, self), **self.variables()}
 
 
 def is_link_key(key: object) -> bool:
@@ -80,6 +90,8 @@ def is_link_key(key: object) -> bool:
 
 
 def _checked_links(value: Any, platform: PlatformContext) -> Any:
+    if isinstance(value, _LEAVES):  # most values; the ABC checks below cost more
+        return value
     if isinstance(value, Mapping):
         return {
             k: (v if platform.owns(v) else ForeignLink(v))

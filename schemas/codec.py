@@ -10,7 +10,7 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from schemas.avro_writer import compile_writer
@@ -45,6 +45,7 @@ class AvroCodec:
     def __init__(self, registry: SchemaRegistry | None = None) -> None:
         self.registry = registry or default_registry()
         self._encoders: dict[str, Encoder] = {}
+        self._hinted: dict[bytes, Any] = {}  # fingerprint -> schema as fastavro marks it parsed
 
     def encoder(self, name: str) -> Encoder:
         """Encodes unchecked records of the latest `name`, as `encode(..., check=False)` does,
@@ -66,8 +67,16 @@ class AvroCodec:
         out = BytesIO()
         out.write(MAGIC)
         out.write(schema.fingerprint)
-        schemaless_writer(out, schema.parsed, record)
+        schemaless_writer(out, self._hinted_schema(schema), record)
         return out.getvalue()
+
+    def _hinted_schema(self, schema: SchemaVersion) -> Any:
+        """The schema parsed with fastavro's own mark, so that fastavro does not parse it
+        again on every call (the registry's copy stays unmarked for everything else)."""
+        hinted = self._hinted.get(schema.fingerprint)
+        if hinted is None:
+            hinted = self._hinted[schema.fingerprint] = parse_schema(schema.raw)
+        return hinted
 
     def validate_data(self, name: str, data: dict[str, Any]) -> None:
         """Check only the `data` part: for records whose envelope the caller built itself."""
@@ -103,7 +112,9 @@ class AvroCodec:
         reader = self.registry.latest(writer.name)
         body = BytesIO(payload[HEADER_SIZE:])
         try:
-            record = schemaless_reader(body, writer.parsed, reader.parsed)
+            record = schemaless_reader(
+                body, self._hinted_schema(writer), self._hinted_schema(reader)
+            )
         except Exception as exc:  # fastavro raises many types on corrupt bytes
             raise DecodeError("corrupt_body", f"{writer.label}: {type(exc).__name__}") from None
         if body.tell() != len(payload) - HEADER_SIZE:

@@ -8,7 +8,6 @@ rendering is sent and the mismatch is logged.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from typing import Any, cast
@@ -16,6 +15,7 @@ from typing import Any, cast
 import structlog
 
 from aggregates.channels import CHANNELS, Channel
+from aggregates.codec import to_data
 from sagas.notification.commands import (
     RecordRenderFailure,
     RecordRendering,
@@ -29,7 +29,8 @@ log = structlog.get_logger()
 
 def content_ref(rendered: Rendered) -> tuple[str, int]:
     """(reference, size in bytes) of one rendered message."""
-    body = json.dumps(dataclasses.asdict(rendered), sort_keys=True, default=str).encode()
+    # to_data, not dataclasses.asdict: the same JSON without asdict's deep copies.
+    body = json.dumps(to_data(rendered), sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(body).hexdigest()[:32], len(body)
 
 

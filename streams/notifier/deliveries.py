@@ -121,6 +121,11 @@ class DeliveryDesk:
     def busy(self) -> bool:
         return self.in_flight > 0 or bool(self.waiting)
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether attempts already wait for every sender: more requests would only queue."""
+        return len(self.waiting) >= self.concurrency
+
     def finished(self) -> list[Finished]:
         """Outcomes collected since the last call; records new ones in the ledger first."""
         done: list[Finished] = []

@@ -58,6 +58,7 @@ from streams.process.watchdog import Watchdog
 
 log = structlog.get_logger()
 BATCH = 500
+BACKLOG_BATCH = 32  # requests a step takes while the senders have a backlog
 MAX_RESPONSE = 1000
 EVICT_EVERY_MS = 60_000
 
@@ -92,6 +93,7 @@ class NotificationWorker:
         self._heartbeat = self.watchdog.heartbeat("notifier poll loop")
         self._pending: list[Work] = []
         self._pending_deliveries: list[DeliverAttempt] = []
+        self._collected: list[Finished] = []  # outcomes recorded mid-step, for the next step
         group = f"{settings.topic_prefix}.notifier"
         self.consumer = Consumer(
             consumer_config(
@@ -117,7 +119,7 @@ class NotificationWorker:
         try:
             while not stop.is_set():
                 self._heartbeat.beat()
-                self.step(poll_batch(self.consumer, BATCH, self._poll_timeout()))
+                self.step(poll_batch(self.consumer, self._intake(), self._poll_timeout()))
         except BaseException as exc:
             self.watchdog.fail(f"notifier: {exc!r}")  # the process ends even if this hangs
             self.desk.close()
@@ -154,6 +156,7 @@ class NotificationWorker:
             return
         started = time.perf_counter()
         step = self.engine.run(works, now)
+        self._refill()
         try:
             self._commit(step, decoded, moment)
         except KafkaException as exc:
@@ -213,9 +216,21 @@ class NotificationWorker:
         metrics.TIMERS.set(len(self.timers))
         metrics.show_circuits(self.engine.circuit_statuses())
 
+    def _intake(self) -> int:
+        """Requests to take in one step: senders are refilled only between the parts of a
+        step, so while attempts queue for them a long step would leave them idle."""
+        return BACKLOG_BATCH if self.desk.backlogged else BATCH
+
+    def _refill(self) -> None:
+        """Record the sends finished so far and give their senders queued attempts, before
+        the step's commit; those outcomes go into the next step."""
+        self._collected.extend(self.desk.finished())
+        self.desk.pump(self.engine.owned)
+
     def _outcomes(self, now: int) -> list[Work]:
         works = []
-        for finished in self.desk.finished():
+        collected, self._collected = self._collected, []
+        for finished in [*collected, *self.desk.finished()]:
             saga = self.engine.owned.get(finished.delivery.notification_id)
             if saga is None:
                 continue  # revoked meanwhile: the ledger has it, the new owner reads it there
@@ -323,5 +338,7 @@ class NotificationWorker:
         self._pending_deliveries = [
             d for d in self._pending_deliveries if d.notification_id in owned
         ]
+        # Recorded in the ledger: a saga taken over again resumes its attempt from there.
+        self._collected = [f for f in self._collected if f.delivery.notification_id in owned]
         self.desk.forget(owned)
         log.info("partitions_revoked", partitions=sorted(lost))
