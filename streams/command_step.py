@@ -5,10 +5,12 @@ command offsets with the consumer's group metadata, so a processor that lost a p
 in a rebalance is fenced by the group coordinator: its offsets are refused (stale
 generation or member id) and its whole transaction aborts, events included.
 
-Everything a step wrote is acknowledged before its offsets are offered. So once a zombie's
-offsets were accepted, it has nothing left to append: a new owner, reading each partition
-up to the end it has after the rebalance, waits for that transaction (committed or
-aborted) before it rebuilds state and before its committed offsets are stable.
+Whatever a new owner rebuilds state from (events, snapshots) is acknowledged before a
+step's offsets are offered. So once a zombie's offsets were accepted, it has none of that
+left to append: a new owner, reading each partition up to the end it has after the
+rebalance, waits for that transaction (committed or aborted) before it rebuilds state and
+before its committed offsets are stable. Outcomes and dead letters need no such flush;
+commit_transaction delivers them while the offsets are sent, a few round trips sooner.
 """
 
 from __future__ import annotations
@@ -56,12 +58,9 @@ def _write(producer: Producer, batches: Batches) -> None:
         writer.decide(batch, producer)
     if any(batch.event_count for _, batch in batches):
         _flush(producer)  # the outcomes name the events' offsets
-    for writer, batch in batches:
-        writer.conclude(batch, producer)
-    _flush(producer)  # before the offsets: see the module docstring
-    for _, batch in batches:
-        if batch.errors:
-            raise KafkaException(batch.errors[0])
+    snapshots = [writer.conclude(batch, producer) for writer, batch in batches]
+    if any(snapshots):
+        _flush(producer)  # before the offsets: see the module docstring
 
 
 def _flush(producer: Producer) -> None:

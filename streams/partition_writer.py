@@ -98,17 +98,19 @@ class PartitionWriter:
                 if (decision := self._decide(batch, message, producer)) is not None:
                     batch.decisions.append((decision, headers_out()))
 
-    def conclude(self, batch: PartitionBatch, producer: Producer) -> None:
+    def conclude(self, batch: PartitionBatch, producer: Producer) -> bool:
         """Once the events are acknowledged (outcomes carry their offsets): the outcomes,
-        and the partition's snapshot when one is due."""
+        and the partition's snapshot when one is due. Whether a snapshot was due."""
         if batch.errors:
             raise KafkaException(batch.errors[0])
         for decision, headers in batch.decisions:
             outcome = self.codec.encode("command.outcome", decision.outcome)
             key = decision.command["command_id"]
             self._produce(producer, batch, self.topics.outcomes, key, outcome, None, headers)
-        if self.snapshots.due(batch.event_count):
-            self.snapshots.write(producer, self.states, batch.staged, batch.last_event_offset)
+        if not self.snapshots.due(batch.event_count):
+            return False
+        self.snapshots.write(producer, self.states, batch.staged, batch.last_event_offset)
+        return True
 
     def committed(self, batch: PartitionBatch) -> None:
         self.states.merge(batch.staged)
