@@ -46,6 +46,9 @@ def process_step(transaction: TransactionalProducer, consumer: Consumer, batches
         for writer, _ in batches:
             writer.aborted()
         transaction.abort(exc, consumer, [batch.start for _, batch in batches])
+        # A failed step usually follows a broker outage, which can leave the process's one
+        # producer wedged for good: start afresh, as a rebalance's new owner would.
+        transaction.renew()
         return False
     for writer, batch in batches:
         writer.committed(batch)
