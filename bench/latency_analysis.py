@@ -40,7 +40,7 @@ class Sightings:
 
 @dataclass(frozen=True)
 class BatchTimes:
-    """Batch transactions of the command processor and the projector."""
+    """Step transactions of the command processor, batches of the projector."""
 
     processor: HistogramTotals
     projector: HistogramTotals
@@ -144,7 +144,7 @@ def notes(
         f"{percentile(ms['to_decided'], 0.99):.0f} ms; decided->row visible p50 "
         f"{percentile(ms['decided_to_row'], 0.5):.0f} ms p99 "
         f"{percentile(ms['decided_to_row'], 0.99):.0f} ms",
-        f"processor: {batches.processor.count:,.0f} partition transactions, mean "
+        f"processor: {batches.processor.count:,.0f} transactions, mean "
         f"{batches.processor.mean_ms:.1f} ms; projector: {batches.projector.count:,.0f} batches, "
         f"mean {batches.projector.mean_ms:.1f} ms",
         f"CPU (share of one core) while pacing: {describe(stages.cpu)}",

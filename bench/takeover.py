@@ -8,8 +8,9 @@ a first takeover, with no snapshot to read, folds every event (the "without" fig
 command through that writer makes it write its base snapshot; `every_events` more events
 are written (the default snapshot interval: the longest tail a takeover meets); and a new
 writer takes over from snapshot + tail (the "with" figure). Its states must equal the
-first writer's plus the tail. Timed: `PartitionWriter.open()`, fencing included; the
-"with" history is the longer one. NEXUS_BENCH_TAKEOVER_EVENTS sets a smaller history.
+first writer's plus the tail. Timed: `PartitionWriter.open()` (fencing is once per process,
+not per partition, so not in it); the "with" history is the longer one.
+NEXUS_BENCH_TAKEOVER_EVENTS sets a smaller history.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from bench.kafka_log import bulk_producer, produce_all
 from bench.report import Figure, Outcome, say
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
+from streams.command_step import process_step
 from streams.kafka.config import consumer_config
 from streams.kafka.topics import Topics, ensure_topics
+from streams.kafka.transactions import TransactionalProducer
 from streams.partition_writer import PartitionWriter
 from streams.snapshots.loading import latest_head
 from streams.snapshots.writer import SnapshotPolicy
@@ -110,8 +113,10 @@ def snapshot_through_a_command(settings: Settings, writer: PartitionWriter) -> f
         message = None
         while message is None or message.error() is not None:
             message = consumer.poll(5)
+        transaction = TransactionalProducer(settings, f"{group}.bench")
+        transaction.open()
         started = time.perf_counter()
-        writer.process([message], consumer)
+        process_step(transaction, consumer, [(writer, writer.begin([message]))])
         return time.perf_counter() - started
     finally:
         consumer.close()

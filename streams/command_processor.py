@@ -1,7 +1,12 @@
-"""The command processor: consumes commands and hands each partition's batch to its writer.
+"""The command processor: consumes commands, and commits each poll's batches in one
+transaction of the process's one transactional producer (streams/command_step.py).
 
 Static group membership lets a restarted processor take its partitions back at once,
-instead of waiting for the dead member's session to expire.
+instead of waiting for the dead member's session to expire. The static member's name is
+also the transactional id: a restarted processor fences its previous incarnation and
+aborts whatever transaction it left open. Another member that takes its partitions over
+is fenced from it by the group metadata instead (KIP-447), and waits out such a
+transaction as it reads the partitions (streams/partition_takeover.py).
 
 Heal or die: a fatal error (this static member fenced, a fenced or failed transactional
 producer) ends `run` with KafkaException, leaving its clients unflushed and unclosed, and
@@ -23,9 +28,11 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
+from streams.command_step import process_step
 from streams.kafka.config import consumer_config
 from streams.kafka.polling import poll_batch
 from streams.kafka.topics import Topics
+from streams.kafka.transactions import TransactionalProducer
 from streams.partition_writer import PartitionWriter
 from streams.process.serve import Process, serve, watchdog_for
 from streams.process.watchdog import Watchdog
@@ -49,14 +56,14 @@ class CommandProcessor:
         self.watchdog = watchdog or watchdog_for(settings)
         self.watchdog.require("no partitions assigned", lambda: bool(self.writers))
         self._heartbeat = self.watchdog.heartbeat("command poll loop")
-        self._pool = ThreadPoolExecutor(max_workers=settings.partitions, thread_name_prefix="txn")
-        group = f"{settings.topic_prefix}.command-processor"
+        self._pool = ThreadPoolExecutor(settings.partitions, thread_name_prefix="takeover")
+        self.transaction = TransactionalProducer(settings, member_name(settings))
         self.consumer = Consumer(
             consumer_config(
                 settings,
-                group,
+                group_id(settings),
                 **{
-                    "group.instance.id": f"{group}.{settings.instance_id}",
+                    "group.instance.id": member_name(settings),
                     "session.timeout.ms": 10000,
                     "heartbeat.interval.ms": 1000,
                 },
@@ -64,6 +71,7 @@ class CommandProcessor:
         )
 
     def run(self, stop: threading.Event) -> None:
+        self.transaction.open()  # fences our previous incarnation, aborts its transaction
         self.consumer.subscribe(
             [self.topics.commands],
             on_assign=self._assigned,
@@ -79,16 +87,12 @@ class CommandProcessor:
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
         self._pool.shutdown()
-        for writer in self.writers.values():
-            writer.close()
         self.consumer.close()
         self.watchdog.retire(self._heartbeat)
 
     def _step(self, messages: list[Message]) -> None:
-        """Each partition's transaction waits on broker round trips: run them side by side.
-
-        poll_batch raised already for a fatal error (FENCED_INSTANCE_ID: another member took
-        our place); what is left is retried by librdkafka itself."""
+        """poll_batch raised already for a fatal error (FENCED_INSTANCE_ID: another member
+        took our place); what is left is retried by librdkafka itself."""
         batches: dict[int, list[Message]] = {}
         for message in messages:
             error = message.error()
@@ -96,16 +100,9 @@ class CommandProcessor:
                 log.warning("consume_error", error=str(error))
             elif message.partition() in self.writers:  # else revoked since: its owner redoes it
                 batches.setdefault(message.partition(), []).append(message)
-        if len(batches) == 1:
-            [(partition, batch)] = batches.items()
-            self.writers[partition].process(batch, self.consumer)
-            return
-        futures = [
-            self._pool.submit(self.writers[partition].process, batch, self.consumer)
-            for partition, batch in batches.items()
-        ]
-        for future in futures:
-            future.result()
+        if batches:
+            staged = [(self.writers[p], self.writers[p].begin(b)) for p, b in batches.items()]
+            process_step(self.transaction, self.consumer, staged)
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         writers = [
@@ -114,17 +111,24 @@ class CommandProcessor:
         ]
         with self.watchdog.catching_up(f"rebuilding {len(writers)} partitions"):
             for future in [self._pool.submit(writer.open) for writer in writers]:
-                future.result()  # fencing zombies and rebuilding state, every partition at once
+                future.result()  # rebuilding state, every partition at once
         self.writers.update((writer.partition, writer) for writer in writers)
         log.info("partitions_assigned", partitions=[tp.partition for tp in partitions])
         self.ready.set()
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            writer = self.writers.pop(tp.partition, None)
-            if writer is not None:
-                writer.close()
+            self.writers.pop(tp.partition, None)
         log.info("partitions_revoked", partitions=[tp.partition for tp in partitions])
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.command-processor"
+
+
+def member_name(settings: Settings) -> str:
+    """This instance's static group member id, and its transactional id."""
+    return f"{group_id(settings)}.{settings.instance_id}"
 
 
 def run(settings: Settings) -> None:

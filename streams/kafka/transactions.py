@@ -11,6 +11,7 @@ answering: it fails, aborts and is taken again.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -33,10 +34,20 @@ class TransactionalProducer:
     """One transactional id's producer; `open` fences its previous incarnation."""
 
     def __init__(self, settings: Settings, transactional_id: str) -> None:
-        self.producer = Producer(transactional_producer_config(settings, transactional_id))
+        self._config = transactional_producer_config(settings, transactional_id)
+        self.producer = Producer(self._config)
 
     def open(self) -> None:
         self.producer.init_transactions(TIMEOUT_S)
+
+    def renew(self) -> None:
+        """A fresh producer, opened (fencing this one), after a failed transaction of a
+        long-lived producer: librdkafka 2.12 can leave a partition wedged for good after
+        its leader was briefly -1 (librdkafka #5430, streams/kafka/renewing.py). The old
+        one is purged and let go on a thread of its own, so nothing here waits on it."""
+        old, self.producer = self.producer, Producer(self._config)
+        threading.Thread(target=_let_go, args=(old,), daemon=True).start()
+        until_done(self.open)
 
     def commit(
         self, write: Callable[[Producer], None], consumer: Consumer, offsets: list[TopicPartition]
@@ -67,6 +78,11 @@ class TransactionalProducer:
         for tp in known:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+
+def _let_go(producer: Producer) -> None:
+    producer.purge()
+    producer.flush(TIMEOUT_S)
 
 
 def until_done(call: Callable[[], T], give_up_after_s: float = GIVE_UP_AFTER_S) -> T:

@@ -24,10 +24,11 @@ from aggregates.handling import AggregateStates
 from aggregates.user.state import UserState
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
-from streams.command_processor import CommandProcessor
+from streams.command_processor import CommandProcessor, member_name
 from streams.kafka.config import admin_config, producer_config, transactional_producer_config
 from streams.kafka.topics import Topics, ensure_topics
-from streams.partition_writer import PartitionWriter, rebuild_states
+from streams.kafka.transactions import TransactionalProducer
+from streams.partition_takeover import rebuild_states
 from streams.snapshots.loading import HEAD_WINDOW
 from streams.snapshots.records import HEAD_KEY, Head, decider_version, encode_chunks
 from streams.snapshots.writer import Resume, SnapshotPolicy
@@ -132,26 +133,22 @@ def decide(settings: Settings, every_events: int, commands: list[dict[str, Any]]
         while len(found := outcomes(settings)) < before + len(commands):
             assert time.monotonic() < deadline, f"{len(found) - before} of {len(commands)}"
             time.sleep(0.2)
-    for partition in range(settings.partitions):
-        fence(settings, partition)
+    fence(settings)
     by_id = {o.record["command_id"]: o for o in found}
     return [by_id[c["command_id"]] for c in commands]
 
 
-def fence(settings: Settings, partition: int) -> None:
-    """What a new owner does first: fencing the partition's transactional id also completes
+def fence(settings: Settings) -> None:
+    """What a restarted processor does first: fencing its transactional id also completes
     its last committed transaction (commit markers are written after commit returns)."""
-    writer = PartitionWriter(settings, Topics.from_settings(settings), partition, AvroCodec(),
-                             lambda: datetime.now(UTC))  # fmt: skip
-    writer.transaction.open()
-    writer.close()
+    TransactionalProducer(settings, member_name(settings)).open()
 
 
 def rebuilt(
     settings: Settings, partition: int, policy: SnapshotPolicy
 ) -> tuple[AggregateStates, Resume]:
-    """A takeover as `PartitionWriter.open` makes it: fence, then rebuild."""
-    fence(settings, partition)
+    """A takeover as a restarted processor makes it: fence, then rebuild."""
+    fence(settings)
     return rebuild_states(settings, Topics.from_settings(settings), partition, AvroCodec(), policy)
 
 
