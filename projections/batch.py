@@ -13,9 +13,7 @@ they are dead-lettered, the others kept, and the checkpoint passes them all.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +25,7 @@ from projections.attempts import Position
 from projections.model import Event, Key, Projection
 from schemas.codec import AvroCodec, DecodeError
 from streams.kafka.dead_letters import Failure, SourceMessage
+from streams.process.gc_pause import paused_gc
 
 HANDLER_FAILED = "handler_failed"  # the dead-letter reason of a poison event
 
@@ -188,19 +187,6 @@ class BatchApplier:
             for table, key in self.projection.touches(decoded.event):
                 keys.setdefault(table, set()).add(key)
         return keys
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Decoded records and rows hold no reference cycles, yet allocating thousands of them
-    sets off cyclic collections that cost a replay about a quarter of its time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def next_offsets(messages: Sequence[SourceMessage]) -> dict[int, int]:

@@ -1,0 +1,21 @@
+"""Cyclic garbage collection held off while a batch allocates thousands of objects."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Decoded records, rows and encoded messages hold no reference cycles, yet allocating
+    thousands of them sets off cyclic collections that cost a replay about a quarter of its
+    time, and a publish_many batch a third of its own."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
