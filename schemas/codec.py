@@ -10,7 +10,7 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from schemas.avro_checker import Checker, compile_checker
@@ -47,6 +47,7 @@ class AvroCodec:
         self.registry = registry or default_registry()
         self._encoders: dict[str, Encoder] = {}
         self._data_checks: dict[str, tuple[Any, Checker | None]] = {}
+        self._read_with: dict[tuple[bytes, bytes], tuple[Any, Any]] = {}
 
     def encoder(self, name: str) -> Encoder:
         """Encodes unchecked records of the latest `name`, as `encode(..., check=False)` does,
@@ -100,6 +101,17 @@ class AvroCodec:
             fields = sorted({str(e.field) for e in exc.errors})
             raise SchemaViolation(schema.label, fields) from None
 
+    def _read_schemas(self, writer: SchemaVersion, reader: SchemaVersion) -> tuple[Any, Any]:
+        """fastavro parses a schema again on every call unless it carries the mark its own
+        parse adds (the registry's copies do not): so read with marked copies, made once, and
+        with no reader schema to resolve to when the writer's is the latest."""
+        key = (writer.fingerprint, reader.fingerprint)
+        if (known := self._read_with.get(key)) is None:
+            marked = parse_schema(writer.raw)
+            known = (marked, None if writer is reader else parse_schema(reader.raw))
+            self._read_with[key] = known
+        return known
+
     def writer_schema(self, payload: bytes | None) -> SchemaVersion:
         if payload is None or len(payload) < HEADER_SIZE or payload[:2] != MAGIC:
             raise DecodeError("not_avro", "missing the Avro single-object header 0xC3 0x01")
@@ -116,7 +128,7 @@ class AvroCodec:
         reader = self.registry.latest(writer.name)
         body = BytesIO(payload[HEADER_SIZE:])
         try:
-            record = schemaless_reader(body, writer.parsed, reader.parsed)
+            record = schemaless_reader(body, *self._read_schemas(writer, reader))
         except Exception as exc:  # fastavro raises many types on corrupt bytes
             raise DecodeError("corrupt_body", f"{writer.label}: {type(exc).__name__}") from None
         if body.tell() != len(payload) - HEADER_SIZE:
