@@ -111,7 +111,7 @@ class BatchApplier:
     ) -> BatchOutcome:
         """Call inside a transaction; dead letters are flushed before it may commit."""
         with paused_gc():
-            events, dead = self._decode(messages)
+            events, dead = self.decode(messages)
             failed = self._write_isolating(conn, schema, events)
         offsets = next_offsets(messages)
         store.save_checkpoints(conn, schema, self.topic, offsets)
@@ -157,13 +157,13 @@ class BatchApplier:
         )
 
     def _write(self, conn: Connection[Any], schema: str, events: list[Decoded]) -> None:
-        rows = store.load_rows(conn, schema, self.projection, self._touched(events))
+        rows = store.load_rows(conn, schema, self.projection, self.touched(events))
         self.projection.fold(rows, ((d.schema, d.event) for d in events))
         store.write_rows(conn, schema, self.projection, rows)
         if self.audit:
             store.record_applications(conn, schema, (d.position for d in events))
 
-    def _decode(self, messages: Sequence[SourceMessage]) -> tuple[list[Decoded], int]:
+    def decode(self, messages: Sequence[SourceMessage]) -> tuple[list[Decoded], int]:
         events: list[Decoded] = []
         dead = 0
         for message in messages:
@@ -181,7 +181,7 @@ class BatchApplier:
                 dead += 1
         return events, dead
 
-    def _touched(self, events: list[Decoded]) -> dict[str, set[Key]]:
+    def touched(self, events: list[Decoded]) -> dict[str, set[Key]]:
         keys: dict[str, set[Key]] = {}
         for decoded in events:
             for table, key in self.projection.touches(decoded.event):
