@@ -92,6 +92,8 @@ class FreshFill:
 
     def _load_let_go(self, events: list[Decoded]) -> None:
         """Read back the rows this batch touches that were written and since let go."""
+        if not any(self.written.values()):
+            return
         wanted: dict[str, set[Key]] = {}
         for table, keys in self.applier.touched(events).items():
             held, cached = self.written.get(table, set()), self.rows.rows.get(table, {})

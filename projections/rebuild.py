@@ -26,6 +26,7 @@ from projections.kafka_io import (
 from projections.model import Projection
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import Failure, SourceMessage
+from streams.process.gc_pause import paused_gc
 
 log = structlog.get_logger()
 
@@ -101,7 +102,10 @@ class Rebuild:
         fill = FreshFill(self.applier, self.conn, self.schema, self.memory_rows)
         with tqdm(total=total, disable=not progress, unit="ev", unit_scale=True, desc=desc) as bar:
             try:
-                events = self._consume_to(marks, fill.add, bar.update)
+                # The rows held are long-lived and free of cycles: collections would only
+                # traverse them again and again as they grow.
+                with paused_gc():
+                    events = self._consume_to(marks, fill.add, bar.update)
                 fill.flush()
                 return events
             except Fallback as reason:
