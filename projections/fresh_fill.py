@@ -13,7 +13,7 @@ BatchApplier isolates the poison events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -21,7 +21,7 @@ from psycopg import Connection
 
 from projections import store
 from projections.batch import BatchApplier, Decoded, is_poison, next_offsets
-from projections.model import Key, RowCache
+from projections.model import Event, Key, RowCache
 from streams.kafka.dead_letters import SourceMessage
 from streams.process.gc_pause import paused_gc
 
@@ -44,13 +44,19 @@ class FreshFill:
 
     def add(self, messages: Sequence[SourceMessage]) -> dict[int, int]:
         """Fold a batch in memory; returns its next offsets, as BatchApplier.apply does."""
+        undecodable = self.applier.undecodable
         with paused_gc():
-            events, dead = self.applier.decode(messages)
-            self._load_let_go(events)
+            if any(self.written.values()):  # rows let go may have to be read back first
+                decoded, _ = self.applier.decode(messages)
+                self._load_let_go(decoded)
+                events: Iterable[tuple[str, Event]] = ((d.schema, d.event) for d in decoded)
+            else:
+                events = self.applier.events(messages)
             try:
-                self.applier.projection.fold(self.rows, ((d.schema, d.event) for d in events))
+                self.applier.projection.fold(self.rows, events)
             except Exception as error:
                 raise Fallback(f"a handler failed: {error!r}") from error
+        dead = self.applier.undecodable - undecodable
         offsets = next_offsets(messages)
         for partition, offset in offsets.items():
             self._offsets[partition] = max(self._offsets.get(partition, 0), offset)
@@ -92,8 +98,6 @@ class FreshFill:
 
     def _load_let_go(self, events: list[Decoded]) -> None:
         """Read back the rows this batch touches that were written and since let go."""
-        if not any(self.written.values()):
-            return
         wanted: dict[str, set[Key]] = {}
         for table, keys in self.applier.touched(events).items():
             held, cached = self.written.get(table, set()), self.rows.rows.get(table, {})
