@@ -9,9 +9,8 @@ from contextlib import contextmanager
 
 @contextmanager
 def paused_gc() -> Iterator[None]:
-    """Decoded records, rows and encoded messages hold no reference cycles, yet allocating
-    thousands of them sets off cyclic collections that cost a replay about a quarter of its
-    time, and a publish_many batch a third of its own."""
+    """Decoded records and rows hold no reference cycles, yet allocating thousands of them
+    sets off cyclic collections that cost a replay about a quarter of its time."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
