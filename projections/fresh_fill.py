@@ -21,7 +21,7 @@ from psycopg import Connection
 
 from projections import store
 from projections.batch import BatchApplier, Decoded, is_poison, next_offsets
-from projections.model import Event, Key, RowCache
+from projections.model import Event, Key, Row, RowCache
 from streams.kafka.dead_letters import SourceMessage
 from streams.process.gc_pause import paused_gc
 
@@ -85,16 +85,25 @@ class FreshFill:
 
     def _write(self) -> None:
         for table in self.applier.projection.tables:
-            upserts, deletes = self.rows.changes(table.name)
             held = self.written.setdefault(table.name, set())
-            fresh = [row for row in upserts if table.key_of(row) not in held]
-            store.insert_rows(self.conn, self.schema, table, fresh)
-            store.upsert_rows(
-                self.conn, self.schema, table, [r for r in upserts if table.key_of(r) in held]
-            )
-            store.delete_rows(self.conn, self.schema, table, [k for k in deletes if k in held])
-            held.difference_update(deletes)
-            held.update(table.key_of(row) for row in fresh)
+            current = self.rows.rows.get(table.name, {})
+            fresh: dict[Key, Row] = {}
+            changed: list[Row] = []
+            gone: list[Key] = []
+            for key in self.rows.dirty.get(table.name, ()):
+                row = current[key]
+                if key not in held:
+                    if row is not None:
+                        fresh[key] = row
+                elif row is None:
+                    gone.append(key)
+                else:
+                    changed.append(row)
+            store.insert_rows(self.conn, self.schema, table, list(fresh.values()))
+            store.upsert_rows(self.conn, self.schema, table, changed)
+            store.delete_rows(self.conn, self.schema, table, gone)
+            held.difference_update(gone)
+            held.update(fresh)
 
     def _load_let_go(self, events: list[Decoded]) -> None:
         """Read back the rows this batch touches that were written and since let go."""
