@@ -46,16 +46,21 @@ class RowCache:
     rows: dict[str, dict[Key, Row | None]] = field(default_factory=dict)
     dirty: dict[str, set[Key]] = field(default_factory=dict)
 
+    # get and put run for every event a replay folds: no throwaway {} or set() per call
     def get(self, table: str, key: Key) -> Row | None:
-        return self.rows.get(table, {}).get(key)
+        rows = self.rows.get(table)
+        return None if rows is None else rows.get(key)
 
-    def put(self, table: str, key: Key, row: Row) -> None:
-        self.rows.setdefault(table, {})[key] = row
-        self.dirty.setdefault(table, set()).add(key)
+    def put(self, table: str, key: Key, row: Row | None) -> None:
+        if (rows := self.rows.get(table)) is None:
+            rows = self.rows[table] = {}
+        rows[key] = row
+        if (dirty := self.dirty.get(table)) is None:
+            dirty = self.dirty[table] = set()
+        dirty.add(key)
 
     def delete(self, table: str, key: Key) -> None:
-        self.rows.setdefault(table, {})[key] = None
-        self.dirty.setdefault(table, set()).add(key)
+        self.put(table, key, None)
 
     def changes(self, table: str) -> tuple[list[Row], list[Key]]:
         """(rows to upsert, keys to delete) for `table`."""

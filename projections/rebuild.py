@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from confluent_kafka import Message
 from psycopg import Connection
 from tqdm import tqdm
@@ -14,6 +15,7 @@ from infra.config.settings import Settings
 from projections import store, versions
 from projections.batch import BatchApplier
 from projections.catalog import schema_name
+from projections.fresh_fill import Fallback, FreshFill
 from projections.kafka_io import (
     assign_at,
     poll,
@@ -24,6 +26,9 @@ from projections.kafka_io import (
 from projections.model import Projection
 from schemas.codec import AvroCodec
 from streams.kafka.dead_letters import Failure, SourceMessage
+from streams.process.gc_pause import paused_gc
+
+log = structlog.get_logger()
 
 
 class ReplayConflict(RuntimeError):
@@ -56,8 +61,10 @@ class Rebuild:
         conn: Connection[Any],
         codec: AvroCodec,
         batch_size: int,
+        memory_rows: int,
     ) -> None:
         self.projection, self.conn, self.batch_size = projection, conn, batch_size
+        self.memory_rows = memory_rows
         self.topic = settings.topic(projection.topic)
         self.dead_letters = SkippedDeadLetters()
         self.applier = BatchApplier(
@@ -86,13 +93,28 @@ class Rebuild:
         return old, old + 1
 
     def fill(self, progress: bool) -> int:
-        """Consume from offset 0 to the end as of now, a transaction per batch."""
+        """Consume from offset 0 to the end as of now: folded in memory and written by COPY
+        (projections.fresh_fill), or batch by batch from its checkpoint once that fails."""
         marks = watermarks(self.consumer, self.topic, self.partitions)
         assign_at(self.consumer, self.topic, self.partitions, {})
         total = sum(high - low for low, high in marks.values())
         desc = f"replay {self.projection.name}"
+        fill = FreshFill(self.applier, self.conn, self.schema, self.memory_rows)
         with tqdm(total=total, disable=not progress, unit="ev", unit_scale=True, desc=desc) as bar:
-            return self._consume_to(marks, self._apply_committed, bar.update)
+            try:
+                # The rows held are long-lived and free of cycles: collections would only
+                # traverse them again and again as they grow.
+                with paused_gc():
+                    events = self._consume_to(marks, fill.add, bar.update)
+                fill.flush()
+                return events
+            except Fallback as reason:
+                log.warning("replay_fill_batch_by_batch", projection=self.projection.name,
+                            reason=str(reason), events_written=fill.events)  # fmt: skip
+            self.dead_letters.count = fill.dead  # the batches are read again: count them once
+            assign_at(self.consumer, self.topic, self.partitions, fill.checkpoint)
+            spans = {p: (fill.checkpoint.get(p, low), high) for p, (low, high) in marks.items()}
+            return fill.events + self._consume_to(spans, self._apply_committed, bar.update)
 
     def swap(self) -> int:
         """Catch up and make the new version live, all in one transaction."""

@@ -32,6 +32,7 @@ log = structlog.get_logger()
 
 REPLAY_LOCK_SPACE = 0x6E78  # first key of the per-projection session advisory lock
 BATCH_SIZE = 10_000
+MEMORY_ROWS = 500_000  # rows a fill holds in memory before it writes them (~1 KB each)
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,11 @@ def replay_projection(
     codec: AvroCodec,
     progress: bool = True,
     batch_size: int = BATCH_SIZE,
+    memory_rows: int = MEMORY_ROWS,
 ) -> ReplayResult:
     started = time.perf_counter()
     with store.connect(settings.resolved_database_url) as conn, _replay_lock(conn, target.name):
-        rebuild = Rebuild(settings, target, conn, codec, batch_size)
+        rebuild = Rebuild(settings, target, conn, codec, batch_size, memory_rows)
         try:
             events = rebuild.fill(progress) + rebuild.swap()
         finally:

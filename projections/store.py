@@ -43,6 +43,7 @@ class TableStatements:
     copy_stage: sql.Composed
     upsert: sql.Composed
     delete: sql.Composed
+    copy_in: sql.Composed  # straight into the table: for rows it does not hold yet
 
 
 @cache
@@ -68,6 +69,7 @@ def statements(schema: str, table: Table) -> TableStatements:
             " ON CONFLICT ({key}) DO UPDATE SET {updates}"
         ).format(target=target, columns=columns, stage=stage, key=key, updates=updates),
         delete=sql.SQL("DELETE FROM {} WHERE {}").format(target, _key_match(table)),
+        copy_in=sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns),
     )
 
 
@@ -109,23 +111,40 @@ def write_rows(conn: Connection[Any], schema: str, projection: Projection, rows:
     written = 0
     for table in projection.tables:
         upserts, deletes = rows.changes(table.name)
-        if upserts:
-            _upsert(conn, statements(schema, table), table, upserts)
-        if deletes:
-            conn.execute(statements(schema, table).delete, _key_params(deletes))
+        upsert_rows(conn, schema, table, upserts)
+        delete_rows(conn, schema, table, deletes)
         written += len(upserts) + len(deletes)
     return written
 
 
-def _upsert(conn: Connection[Any], stmts: TableStatements, table: Table, rows: list[Row]) -> None:
-    columns = [(name, name in table.json_columns) for name in table.column_names]
+def upsert_rows(conn: Connection[Any], schema: str, table: Table, rows: list[Row]) -> None:
+    if not rows:
+        return
+    stmts = statements(schema, table)
     with conn.cursor() as cur:
         cur.execute(stmts.create_stage)
         cur.execute(stmts.truncate_stage)
-        with cur.copy(stmts.copy_stage) as copy:
-            for row in rows:
-                copy.write_row([_dumpable(row[c], is_json) for c, is_json in columns])
+        _copy(cur, stmts.copy_stage, table, rows)
         cur.execute(stmts.upsert)
+
+
+def insert_rows(conn: Connection[Any], schema: str, table: Table, rows: list[Row]) -> None:
+    """Rows whose keys the table does not hold: one COPY, no staging, no conflict to check."""
+    if rows:
+        with conn.cursor() as cur:
+            _copy(cur, statements(schema, table).copy_in, table, rows)
+
+
+def delete_rows(conn: Connection[Any], schema: str, table: Table, keys: list[Key]) -> None:
+    if keys:
+        conn.execute(statements(schema, table).delete, _key_params(keys))
+
+
+def _copy(cur: psycopg.Cursor[Any], statement: sql.Composed, table: Table, rows: list[Row]) -> None:
+    columns = [(name, name in table.json_columns) for name in table.column_names]
+    with cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([_dumpable(row[c], is_json) for c, is_json in columns])
 
 
 def _dumpable(value: Any, is_json: bool) -> Any:

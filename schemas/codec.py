@@ -13,6 +13,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
+from schemas.avro_checker import Checker, compile_checker
 from schemas.avro_writer import compile_writer
 from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
 
@@ -46,6 +47,7 @@ class AvroCodec:
         self.registry = registry or default_registry()
         self._encoders: dict[str, Encoder] = {}
         self._hinted: dict[bytes, Any] = {}  # fingerprint -> schema as fastavro marks it parsed
+        self._data_checks: dict[str, tuple[Any, Checker | None]] = {}
 
     def encoder(self, name: str) -> Encoder:
         """Encodes unchecked records of the latest `name`, as `encode(..., check=False)` does,
@@ -79,14 +81,25 @@ class AvroCodec:
         return hinted
 
     def validate_data(self, name: str, data: dict[str, Any]) -> None:
-        """Check only the `data` part: for records whose envelope the caller built itself."""
-        schema = self.registry.latest(name)
-        data_schema = next(f["type"] for f in schema.parsed["fields"] if f["name"] == "data")
+        """Check only the `data` part: for records whose envelope the caller built itself.
+
+        A generated checker (schemas.avro_checker) passes good data at once; fastavro judges
+        the rest, so a refusal names the same fields it always did."""
+        if (known := self._data_checks.get(name)) is None:
+            known = self._data_checks.setdefault(name, self._data_check(name))
+        data_schema, check = known
+        if check is not None and check(data):
+            return
         try:
             validate(data, data_schema, raise_errors=True)
         except ValidationError as exc:
             fields = sorted({str(e.field) for e in exc.errors})
-            raise SchemaViolation(schema.label, fields) from None
+            raise SchemaViolation(self.registry.latest(name).label, fields) from None
+
+    def _data_check(self, name: str) -> tuple[Any, Checker | None]:
+        schema = self.registry.latest(name)
+        data_schema = next(f["type"] for f in schema.parsed["fields"] if f["name"] == "data")
+        return data_schema, compile_checker(data_schema, f"{schema.label} data")
 
     @staticmethod
     def validate(schema: SchemaVersion, record: dict[str, Any]) -> None:
@@ -112,9 +125,9 @@ class AvroCodec:
         reader = self.registry.latest(writer.name)
         body = BytesIO(payload[HEADER_SIZE:])
         try:
-            record = schemaless_reader(
-                body, self._hinted_schema(writer), self._hinted_schema(reader)
-            )
+            # no reader schema to resolve to when the writer's is the latest
+            hinted_reader = None if writer is reader else self._hinted_schema(reader)
+            record = schemaless_reader(body, self._hinted_schema(writer), hinted_reader)
         except Exception as exc:  # fastavro raises many types on corrupt bytes
             raise DecodeError("corrupt_body", f"{writer.label}: {type(exc).__name__}") from None
         if body.tell() != len(payload) - HEADER_SIZE:

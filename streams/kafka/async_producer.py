@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from itertools import count
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -70,17 +70,17 @@ class AsyncProducer:
         messages: list[tuple[str | bytes | None, bytes]],
         headers: list[tuple[str, bytes]],
     ) -> list[Message]:
+        if not messages:  # no delivery report would ever settle the future
+            return []
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Message]] = loop.create_future()
         batch = _Batch(loop, future, len(messages))
-        for index, (key, value) in enumerate(messages):
-            while True:
-                try:
-                    self._producer.produce(topic, value, key, batch.slot(index), headers)
-                    break
-                except BufferError:  # backpressure: the delivery thread drains the queue
-                    await asyncio.sleep(0.005)
-        return await future
+        sent = 0
+        while True:
+            sent = self._producer.produce_many(topic, messages, sent, batch.delivered, headers)
+            if sent == len(messages):
+                return await future
+            await asyncio.sleep(0.005)  # backpressure: the delivery thread drains the queue
 
     def reachable(self, timeout: float = 2.0) -> bool:
         """True when the cluster answers a metadata request."""
@@ -106,33 +106,30 @@ def _settle(future: asyncio.Future[Message], err: KafkaError | None, msg: Messag
 
 
 class _Batch:
-    """Collects delivery reports; settles its future once every message has one."""
+    """Collects delivery reports; settles its future once every message has one.
+
+    Reports may arrive on more than one thread (a flush beside the delivery thread), so the
+    count is an itertools.count, whose `next` the GIL makes atomic."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[Message]], size: int
     ) -> None:
-        self.loop, self.future = loop, future
+        self.loop, self.future, self.size = loop, future, size
         self.results: list[Message | None] = [None] * size
-        self.pending = size
-        self.error: KafkaError | None = None
-        self.lock = threading.Lock()
+        self.reported = count(1)
+        self.errors: list[KafkaError] = []
 
-    def slot(self, index: int) -> Callable[[KafkaError | None, Message], None]:
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            with self.lock:
-                self.results[index] = msg
-                self.error = self.error or err
-                self.pending -= 1
-                done = self.pending == 0
-            if done:
-                self.loop.call_soon_threadsafe(self._settle)
-
-        return delivered
+    def delivered(self, index: int, err: KafkaError | None, msg: Message) -> None:
+        self.results[index] = msg
+        if err is not None:
+            self.errors.append(err)
+        if next(self.reported) == self.size:
+            self.loop.call_soon_threadsafe(self._settle)
 
     def _settle(self) -> None:
         if self.future.done():
             return
-        if self.error is not None:
-            self.future.set_exception(LogUnavailable(str(self.error)))
+        if self.errors:
+            self.future.set_exception(LogUnavailable(str(self.errors[0])))
         else:
             self.future.set_result([m for m in self.results if m is not None])

@@ -14,7 +14,8 @@ current producer, which lived a whole timeout, can ask for the next.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import structlog
@@ -24,6 +25,7 @@ from confluent_kafka.admin import ClusterMetadata
 log = structlog.get_logger()
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
+IndexedCallback = Callable[[int, KafkaError | None, Message], None]  # index in the batch first
 
 
 class RenewingProducer:
@@ -54,6 +56,34 @@ class RenewingProducer:
             on_delivery(error, message)
 
         self._producer.produce(topic, value=value, key=key, on_delivery=delivered, headers=headers)
+
+    def produce_many(
+        self,
+        topic: str,
+        messages: Sequence[tuple[str | bytes | None, bytes]],
+        start: int,
+        on_delivery: IndexedCallback,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> int:
+        """Produce `messages[start:]` until librdkafka's queue is full; returns the index
+        reached. One callback for the batch, told each message's index: a closure per
+        message costs more than producing it."""
+        self._renew_if_due()
+        generation, produce = self.renewals, self._producer.produce
+
+        def delivered(index: int, error: KafkaError | None, message: Message) -> None:
+            timed_out = error is not None and error.code() == KafkaError._MSG_TIMED_OUT
+            if timed_out and generation == self.renewals:
+                self._timed_out = True
+            on_delivery(index, error, message)
+
+        for index in range(start, len(messages)):
+            key, value = messages[index]
+            try:
+                produce(topic, value, key, on_delivery=partial(delivered, index), headers=headers)
+            except BufferError:
+                return index
+        return len(messages)
 
     def poll(self, timeout: float) -> int:
         self._renew_if_due()
