@@ -31,6 +31,7 @@ from prometheus_client import Counter
 
 from infra.config.clock import utcnow
 from infra.config.settings import Settings
+from projections.analytics.rollups import ANALYTICS_PROJECTION
 from schemas.tracked_batch import cut
 from streams.analytics.messages import TrackedMessage
 from streams.analytics.sink import ProjectionSink
@@ -39,8 +40,10 @@ from streams.process.faust_worker import AgentBeat, FaustWatch
 from streams.process.watchdog import EXIT_WEDGED, Watchdog, exit_now
 
 log = structlog.get_logger()
-# Records per take: each may be a collector batch of hundreds of events (schemas.tracked_batch)
-BATCH = 100
+BATCH = 100  # records per take
+# On the analytics topic a record is a collector batch of up to hundreds of events
+# (schemas.tracked_batch): fewer per take keep a take's events, so its latency, bounded.
+COLLECTOR_BATCH = 30
 BATCH_WITHIN_S = 0.5
 APPLY_BYTES = 4 * 1024 * 1024  # of records per sink transaction: bounds its time and memory
 RETRY_S = 1.0
@@ -131,9 +134,10 @@ def build_app(
 def _fold_into(app: faust.App, sink: LiveSink, agent: AgentBeat) -> None:
     """An agent that applies its topic's messages to `sink`, a batch at a time."""
     topic = app.topic(sink.topic, key_serializer="raw", value_serializer="raw")
+    take = COLLECTOR_BATCH if sink.name == ANALYTICS_PROJECTION.name else BATCH
 
     async def fold(stream: Any) -> None:  # faust.Stream; its stubs lack take_events
-        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_S):
+        async for events in stream.take_events(take, within=BATCH_WITHIN_S):
             agent.busy()
             batch = [TrackedMessage.of(event.message) for event in events]
             traced = (header_list(event.message.headers) for event in events)
