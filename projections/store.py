@@ -21,15 +21,20 @@ from projections.model import Key, Projection, Row, RowCache, Table
 RowKeys = Mapping[str, Iterable[Key]]
 
 
-def connect(database_url: str) -> Connection[Any]:
-    """An autocommit connection: every unit of work opens its own `conn.transaction()`."""
+def connect(database_url: str, *, durable_commits: bool = False) -> Connection[Any]:
+    """An autocommit connection: every unit of work opens its own `conn.transaction()`.
+
+    By default a commit does not wait for the WAL flush: rows and checkpoint commit
+    together and Kafka holds the events, so for a reader that resumes from these
+    checkpoints (the projector, a replay) a commit lost to a PostgreSQL crash takes its
+    checkpoint with it and is simply applied again. A reader that resumes from offsets
+    committed elsewhere (the Faust worker commits to Kafka once a batch is applied) needs
+    `durable_commits`, or a lost commit would be skipped for good."""
     conn = psycopg.connect(database_url, autocommit=True)
     # CREATE TEMP TABLE IF NOT EXISTS would otherwise send a notice on every batch.
     conn.execute("SET client_min_messages TO warning")
-    # Rows and checkpoint commit together, and Kafka holds the events: a commit lost to a
-    # PostgreSQL crash takes its checkpoint with it and is simply applied again. So there is
-    # no need to wait for the WAL flush on every batch.
-    conn.execute("SET synchronous_commit TO off")
+    if not durable_commits:
+        conn.execute("SET synchronous_commit TO off")
     return conn
 
 

@@ -59,7 +59,8 @@ def _live_sink(settings: Settings, codec: AvroCodec, name: str) -> LiveSink:
     dead_letters = KafkaDeadLetters(settings, consumer, codec, utcnow)
 
     def connect() -> ProjectionSink:
-        conn = store.connect(settings.resolved_database_url)
+        # Faust resumes from the offsets it committed to Kafka, not from the sink's checkpoints
+        conn = store.connect(settings.resolved_database_url, durable_commits=True)
         return ProjectionSink(conn, target, settings.topic(target.topic), codec, dead_letters)
 
     return LiveSink(connect)
