@@ -43,10 +43,11 @@ ROLLUP_EVENTS = 200_000
 ROLLUP_TIMEOUT = 90.0
 FRESH_RATE = 10_000.0
 FRESH_BATCH = 1_000
-FRESH_SECONDS = 20.0
+FRESH_SECONDS = 60.0  # the issue asks for no growing lag over 60 s
 LIGHT_RATE, LIGHT_BATCH, LIGHT_SECONDS = 2_000.0, 200, 10.0  # the lag without a backlog
 MEMORY_GOAL = 10_000_000  # the issue's figure; as many as fit in MEMORY_SECONDS are sent
-MEMORY_SECONDS = 100.0
+# NEXUS_BENCH_MEMORY_SECONDS=600 lets the timeline reach the 10M events (about 8 minutes here)
+MEMORY_SECONDS = float(os.environ.get("NEXUS_BENCH_MEMORY_SECONDS", "100"))
 MEMORY_PER_MINUTE = 10_000  # events in each simulated minute: 10M events make 1,000 minutes
 
 
@@ -66,6 +67,7 @@ def http_phase(env: BenchEnvironment, results: Results) -> None:
     with Stack([gateway]):
         cpu = stack_cpu(env, [gateway])
         results.http = http_ingest(gateway, settings, items, HTTP_ROUNDS, HTTP_SECONDS, cpu)
+        results.gateway_peak_kb = memory_kb(gateway.pid)[1]
     results.http_in_topic = consume_and_decode(settings, settings.topic("analytics"), decode=False)[
         0
     ]

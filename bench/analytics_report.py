@@ -18,6 +18,7 @@ ROLLUP_TARGET, ROLLUP_STRETCH = 50_000.0, 100_000.0
 ROLLUP_RATIO = 1.0  # and of a plain consume + decode: the fold is not the bottleneck
 FRESH_TARGET_MS = 2_000.0
 RSS_TARGET_MB = 300.0
+GATEWAY_RSS_TARGET_MB = 150.0
 KB_PER_MB = 1024
 
 
@@ -26,6 +27,7 @@ class Results:
     http: list[HttpRun] = field(default_factory=list)
     http_in_topic: int = 0
     raw_rate: float = math.nan
+    gateway_peak_kb: int = 0  # VmHWM after the HTTP ingestion rounds
     rss_idle_kb: int = 0
     rss_after_rollups_kb: int = 0
     rss_after_fresh_kb: int = 0
@@ -57,6 +59,7 @@ def outcome(name: str, r: Results) -> Outcome:
         "raw_producer_per_second": r.raw_rate, "rollups": r.rollups.__dict__,
         "decoded": {"events": r.decoded[0], "seconds": r.decoded[1]},
         "freshness": fresh_details, "memory": r.memory.__dict__,
+        "gateway_peak_kb": r.gateway_peak_kb,
         "rss_kb": {"idle": r.rss_idle_kb, "after_rollups": r.rss_after_rollups_kb,
                    "after_freshness": r.rss_after_fresh_kb},
     }  # fmt: skip
@@ -75,7 +78,16 @@ def http_figure(r: Results) -> list[Figure]:
             "raw Producer",
             f">= {HTTP_TARGET:,.0f}/s and {HTTP_RAW_RATIO:.0%} of raw",
             rate >= max(HTTP_TARGET, HTTP_RAW_RATIO * r.raw_rate),
-        )  # fmt: skip
+        ),  # fmt: skip
+        Figure(
+            "gateway RSS peak under batch ingest",
+            "MB",
+            r.gateway_peak_kb / KB_PER_MB,
+            None,
+            "-",
+            f"<= {GATEWAY_RSS_TARGET_MB:,.0f} MB",
+            r.gateway_peak_kb / KB_PER_MB <= GATEWAY_RSS_TARGET_MB,
+        ),  # fmt: skip
     ]
 
 

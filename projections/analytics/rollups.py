@@ -10,8 +10,8 @@ counts where it was received.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from functools import cache
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
 from typing import Any
 
 from infra.config.settings import Settings
@@ -49,10 +49,16 @@ def plan() -> TrackingPlan:
     return load_plan(Settings().analytics_file)
 
 
-def window_time(event: Event, grace_seconds: int) -> tuple[datetime, bool]:
+@cache
+def grace() -> timedelta:
+    """The plan's grace period, built once: a timedelta per event cost a microsecond."""
+    return timedelta(seconds=plan().grace_seconds)
+
+
+def window_time(event: Event, grace: timedelta) -> tuple[datetime, bool]:
     """(the time that picks the event's windows, whether it arrived late)."""
     at, received = event["timestamp"], event["received_at"]
-    if received - at > timedelta(seconds=grace_seconds):
+    if received - at > grace:
         return received, True
     return at, False
 
@@ -63,14 +69,23 @@ def bucket_of(at: datetime, granularity: str) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def _keys(event: Event) -> list[Key]:
+@lru_cache(maxsize=8192)
+def _rows_of(kind: str, part: int, minute: int) -> tuple[Key, ...]:
+    """The row keys of events of `kind` in the minute that starts `minute` * 60 s after the
+    epoch: a burst of events shares a few minutes, so their keys are built once, not per event
+    (datetime.replace twice per event was a fifth of the fold)."""
+    at = datetime.fromtimestamp(minute * 60, UTC)
+    return tuple((g, kind, bucket_of(at, g), part) for g in GRANULARITIES)
+
+
+def _keys(event: Event) -> tuple[Key, ...]:
     """The event's minute and hour rows; computed once, for the prefetch and the fold."""
-    keys: list[Key] | None = event.get("_keys")
+    keys: tuple[Key, ...] | None = event.get("_keys")
     if keys is None:
-        at, late = window_time(event, plan().grace_seconds)
+        at, late = window_time(event, grace())
         event["_late"] = late
-        kind, part = event["type"], event["partition"]
-        keys = event["_keys"] = [(g, kind, bucket_of(at, g), part) for g in GRANULARITIES]
+        minute = int(at.timestamp() // 60)
+        keys = event["_keys"] = _rows_of(event["type"], event["partition"], minute)
     return keys
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from projections.analytics.rollups import ANALYTICS_PROJECTION, ROLLUPS
+from projections.analytics.rollups import ANALYTICS_PROJECTION, ROLLUPS, bucket_of
 from projections.analytics.sketches import hll_count, quantile
 from projections.model import RowCache
 
@@ -44,6 +44,19 @@ def test_an_event_adds_to_its_minute_and_hour_rows_of_its_partition() -> None:
     assert hll_count(minute["users"]) == 2
     median = quantile(minute["hist"]["duration_ms"], 0.5)
     assert median is not None and abs(median - 100) < 3
+
+
+def test_windows_at_their_edges_and_before_the_epoch_are_those_of_bucket_of() -> None:
+    edges = [
+        datetime(2026, 11, 20, 9, 59, 59, 999000, tzinfo=UTC),
+        datetime(2026, 11, 20, 10, 0, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 30, tzinfo=UTC),
+    ]
+    for at in edges:
+        rows = fold(view("/a", "u", at=at))
+        for granularity in ("minute", "hour"):
+            assert row(rows, granularity, "page.view", bucket_of(at, granularity))["count"] == 1
+        assert len(rows.changes(ROLLUPS.name)[0]) == 2
 
 
 def test_a_late_event_within_grace_lands_in_its_own_window() -> None:
