@@ -27,7 +27,7 @@ from bench.analytics_report import Results, outcome
 from bench.analytics_watch import consume_and_decode, memory_kb
 from bench.environment import BenchEnvironment
 from bench.notify import StackCpu
-from bench.processes import Stack, nexus_service
+from bench.processes import Stack, gateway_instances, nexus_service
 from bench.report import Outcome, say
 from infra.local.child_process import ChildProcess
 from infra.local.service_env import with_free_ports
@@ -37,6 +37,7 @@ from streams.kafka.topics import ensure_topics
 
 NAME = "analytics"
 HTTP_ROUNDS = [(2_000, 4), (5_000, 4)]  # (events per batch, connections)
+PAIR_ROUNDS = [(5_000, 8)]  # two gateway processes, as NEXUS_SCALE=gateway=2 runs them
 HTTP_SECONDS = 10
 RAW_EVENTS = 200_000
 ROLLUP_EVENTS = 200_000
@@ -66,8 +67,14 @@ def http_phase(env: BenchEnvironment, results: Results) -> None:
     gateway = nexus_service("gateway", settings)
     with Stack([gateway]):
         cpu = stack_cpu(env, [gateway])
-        results.http = http_ingest(gateway, settings, items, HTTP_ROUNDS, HTTP_SECONDS, cpu)
+        results.http = http_ingest(gateway.url, settings, items, HTTP_ROUNDS, HTTP_SECONDS, cpu)
         results.gateway_peak_kb = memory_kb(gateway.pid)[1]
+    pair = gateway_instances(settings, 2)
+    with Stack(pair):
+        say(f"{NAME}: HTTP batch ingestion, two gateway processes on one port")
+        shared = f"http://127.0.0.1:{settings.gateway_port}"
+        cpu = stack_cpu(env, pair)
+        results.http_pair = http_ingest(shared, settings, items, PAIR_ROUNDS, HTTP_SECONDS, cpu)
     results.http_in_topic = consume_and_decode(settings, settings.topic("analytics"), decode=False)[
         0
     ]

@@ -91,7 +91,7 @@ class HttpRun:
 
 
 def http_ingest(
-    gateway: ChildProcess,
+    base_url: str,
     settings: Settings,
     items: list[dict[str, Any]],
     rounds: list[tuple[int, int]],
@@ -103,7 +103,7 @@ def http_ingest(
     write = token(settings, INGEST_SCOPES)
     for size, connections in rounds:
         with batch_script(json_body(items[:size]), write) as script:
-            url = gateway.url + "/api/v1/ingest/batch"
+            url = base_url + "/api/v1/ingest/batch"
             run_wrk(url, script, 2, connections=connections)  # warm-up, not counted
             cpu.start()
             result = run_wrk(url, script, seconds, connections=connections)

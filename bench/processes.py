@@ -14,6 +14,7 @@ from gateway.auth import TokenVerifier
 from infra.config.scale import ServiceName
 from infra.config.settings import PROJECT_ROOT, Settings
 from infra.local.child_process import ChildProcess
+from infra.local.processes import free_port
 from infra.local.service_env import environment, service_port
 
 NEXUS = str(Path(sys.executable).with_name("nexus"))
@@ -24,14 +25,27 @@ def nexus_service(
     settings: Settings,
     label: str | None = None,
     extra_env: Mapping[str, str] | None = None,
+    probe_port: int | None = None,
 ) -> ChildProcess:
     """`nexus run NAME` with these settings (and `extra_env`), called `label` (default NAME)
-    in figures and in the name of its log, which lands in the settings' home."""
-    port, label = service_port(settings, name), label or name
+    in figures and in the name of its log, which lands in the settings' home; its readiness
+    is probed on `probe_port` (default: the service's port)."""
+    port, label = probe_port or service_port(settings, name), label or name
     log_path = settings.home / f"{label}.log"
     argv = [NEXUS, "run", name]
     env = environment(settings) | dict(extra_env or {})
     return ChildProcess(label, argv, port, log_path, env, PROJECT_ROOT)
+
+
+def gateway_instances(settings: Settings, count: int) -> list[ChildProcess]:
+    """`count` gateways sharing the settings' port (SO_REUSEPORT), as NEXUS_SCALE=gateway=N
+    runs them, each probed on a port of its own so that one is not taken for another."""
+    children = []
+    for n in range(1, count + 1):
+        own = free_port()
+        instance = settings.model_copy(update={"gateway_instance_port": own})
+        children.append(nexus_service("gateway", instance, f"gateway-{n}", probe_port=own))
+    return children
 
 
 def bare_app(port: int, log_path: Path) -> ChildProcess:
