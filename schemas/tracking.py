@@ -20,7 +20,7 @@ import msgspec
 
 from schemas.json_input import InvalidInput, from_json
 from schemas.registry import SchemaRegistry, default_registry
-from schemas.timestamps import epoch_ms, from_epoch_ms
+from schemas.timestamps import EPOCH, epoch_ms, from_epoch_ms
 from schemas.tracking_aliases import as_sent, unaliased
 from schemas.tracking_plan import GENERIC_TYPE, TrackingPlan
 from schemas.tracking_structs import ItemDecoder
@@ -71,6 +71,7 @@ class TrackingValidator:
         planned = {n: self._data_schemas[n] for n in self.known_types if len(n) <= MAX_TYPE}
         limits = {"id": MAX_ID, "user_id": MAX_USER_ID, "anonymous_id": MAX_USER_ID}
         self._compiled = ItemDecoder(planned, limits)
+        self._now_ms = (EPOCH, 0)  # the last `now` and its epoch time: a batch shares one
 
     def check_json(
         self,
@@ -164,7 +165,10 @@ class TrackingValidator:
         at_ms, errors = _epoch_ms(value)
         if at_ms is None:
             return None, errors
-        now_ms = epoch_ms(now)
+        last, now_ms = self._now_ms  # one tuple: threads may check batches side by side
+        if last is not now:
+            now_ms = epoch_ms(now)
+            self._now_ms = (now, now_ms)
         tolerance, retention = self.plan.future_tolerance_seconds, self.plan.retention_days
         if at_ms - now_ms > tolerance * 1000:
             ahead = _seconds(at_ms - now_ms)
