@@ -118,9 +118,12 @@ class AvroCodec:
             raise DecodeError("unknown_fingerprint", f"no schema under schemas/ has {fp}")
         return schema
 
-    def decode(self, payload: bytes | None) -> tuple[SchemaVersion, dict[str, Any]]:
-        """Decode to the latest version of the writer's schema name."""
-        writer = self.writer_schema(payload)
+    def decode(
+        self, payload: bytes | None, writer: SchemaVersion | None = None
+    ) -> tuple[SchemaVersion, dict[str, Any]]:
+        """Decode to the latest version of the writer's schema name; `writer`, if the caller
+        has it already, must be `writer_schema(payload)`."""
+        writer = writer or self.writer_schema(payload)
         assert payload is not None
         reader = self.registry.latest(writer.name)
         body = BytesIO(payload[HEADER_SIZE:])
