@@ -1,12 +1,13 @@
 """The command processor: consumes commands, and commits each poll's batches in one
-transaction of the process's one transactional producer (streams/command_step.py).
+transaction of the process's transactional producer (streams/command_step.py), whose two
+lanes take turns so that a step need not wait out the previous one's commit markers.
 
 Static group membership lets a restarted processor take its partitions back at once,
 instead of waiting for the dead member's session to expire. The static member's name is
-also the transactional id: a restarted processor fences its previous incarnation and
-aborts whatever transaction it left open. Another member that takes its partitions over
-is fenced from it by the group metadata instead (KIP-447), and waits out such a
-transaction as it reads the partitions (streams/partition_takeover.py).
+also the transactional id (of each lane): a restarted processor fences its previous
+incarnation and aborts whatever transaction it left open. Another member that takes its
+partitions over is fenced from it by the group metadata instead (KIP-447), and waits out
+such a transaction as it reads the partitions (streams/partition_takeover.py).
 
 Heal or die: a fatal error (this static member fenced, a fenced or failed transactional
 producer) ends `run` with KafkaException, leaving its clients unflushed and unclosed, and
@@ -57,7 +58,7 @@ class CommandProcessor:
         self.watchdog.require("no partitions assigned", lambda: bool(self.writers))
         self._heartbeat = self.watchdog.heartbeat("command poll loop")
         self._pool = ThreadPoolExecutor(settings.partitions, thread_name_prefix="takeover")
-        self.transaction = TransactionalProducer(settings, member_name(settings))
+        self.transaction = transactions(settings)
         self.consumer = Consumer(
             consumer_config(
                 settings,
@@ -129,6 +130,13 @@ def group_id(settings: Settings) -> str:
 def member_name(settings: Settings) -> str:
     """This instance's static group member id, and its transactional id."""
     return f"{group_id(settings)}.{settings.instance_id}"
+
+
+def transactions(settings: Settings) -> TransactionalProducer:
+    """This instance's transactional producer: opening it fences every lane's previous
+    incarnation. Two lanes: a step's transaction runs while the previous one's markers are
+    still being written (streams/kafka/transactions.py)."""
+    return TransactionalProducer(settings, member_name(settings), lanes=2)
 
 
 def run(settings: Settings) -> None:

@@ -1,9 +1,10 @@
 """One step of the command processor: every polled partition's batch in one transaction.
 
-The process has one transactional producer (KIP-447). Its transaction commits the batches'
-command offsets with the consumer's group metadata, so a processor that lost a partition
-in a rebalance is fenced by the group coordinator: its offsets are refused (stale
-generation or member id) and its whole transaction aborts, events included.
+The process has one transactional producer (KIP-447; its lanes take turns, with one
+transaction open at a time). Its transaction commits the batches' command offsets with the
+consumer's group metadata, so a processor that lost a partition in a rebalance is fenced by
+the group coordinator: its offsets are refused (stale generation or member id) and its
+whole transaction aborts, events included.
 
 Whatever a new owner rebuilds state from (events, snapshots) is acknowledged before a
 step's offsets are offered. So once a zombie's offsets were accepted, it has none of that

@@ -7,6 +7,13 @@ ending the process. A fatal error (a fenced producer, a newer incarnation) ends 
 not write.
 No call waits without a bound (TIMEOUT_S), so a step never hangs on a broker that stopped
 answering: it fails, aborts and is taken again.
+
+Back-to-back transactions of one transactional id wait for each other: commit returns once
+the coordinator decided, but it still writes the markers, and the next transaction's first
+AddPartitionsToTxn meanwhile gets CONCURRENT_TRANSACTIONS, which librdkafka retries after
+20 ms (Kafka 4's KIP-890 would drop that request; librdkafka 2.12 lacks it, #5423). So a
+busy step loop can take turns between `lanes` producers, one transactional id each: at most
+one of them has a transaction open at a time, so steps still commit one after another.
 """
 
 from __future__ import annotations
@@ -31,33 +38,48 @@ GIVE_UP_AFTER_S = 60.0
 
 
 class TransactionalProducer:
-    """One transactional id's producer; `open` fences its previous incarnation."""
+    """One transactional id's producers (one per lane, taking turns); `open` fences their
+    previous incarnations."""
 
-    def __init__(self, settings: Settings, transactional_id: str) -> None:
-        self._config = transactional_producer_config(settings, transactional_id)
-        self.producer = Producer(self._config)
+    def __init__(self, settings: Settings, transactional_id: str, lanes: int = 1) -> None:
+        self._configs = [
+            transactional_producer_config(settings, lane_id(transactional_id, lane))
+            for lane in range(lanes)
+        ]
+        self._producers = [Producer(config) for config in self._configs]
+        self._turn = 0  # the lane of the current or next transaction
+
+    @property
+    def producer(self) -> Producer:
+        """The producer of the current transaction, or of the next one."""
+        return self._producers[self._turn]
 
     def open(self) -> None:
-        self.producer.init_transactions(TIMEOUT_S)
+        for producer in self._producers:
+            producer.init_transactions(TIMEOUT_S)
 
     def renew(self) -> None:
-        """A fresh producer, opened (fencing this one), after a failed transaction of a
-        long-lived producer: librdkafka 2.12 can leave a partition wedged for good after
-        its leader was briefly -1 (librdkafka #5430, streams/kafka/renewing.py). The old
-        one is purged and let go on a thread of its own, so nothing here waits on it."""
-        old, self.producer = self.producer, Producer(self._config)
+        """A fresh producer for the current lane, opened (fencing this one), after a failed
+        transaction of a long-lived producer: librdkafka 2.12 can leave a partition wedged
+        for good after its leader was briefly -1 (librdkafka #5430, streams/kafka/renewing.py).
+        The old one is purged and let go on a thread of its own, so nothing here waits on it."""
+        old = self.producer
+        self._producers[self._turn] = Producer(self._configs[self._turn])
         threading.Thread(target=_let_go, args=(old,), daemon=True).start()
-        until_done(self.open)
+        until_done(lambda: self.producer.init_transactions(TIMEOUT_S))
 
     def commit(
         self, write: Callable[[Producer], None], consumer: Consumer, offsets: list[TopicPartition]
     ) -> None:
-        """Run `write`, then commit what it produced with `offsets` for `consumer`'s group."""
-        self.producer.begin_transaction()
-        write(self.producer)
+        """Run `write`, then commit what it produced with `offsets` for `consumer`'s group.
+        The next transaction is the next lane's; after a failure, `abort` this one's."""
+        producer = self.producer
+        producer.begin_transaction()
+        write(producer)
         metadata = consumer.consumer_group_metadata()
-        self.producer.send_offsets_to_transaction(offsets, metadata, TIMEOUT_S)
-        self.producer.commit_transaction(TIMEOUT_S)
+        producer.send_offsets_to_transaction(offsets, metadata, TIMEOUT_S)
+        producer.commit_transaction(TIMEOUT_S)
+        self._turn = (self._turn + 1) % len(self._producers)
 
     def abort(
         self, error: KafkaException, consumer: Consumer, rewind: list[TopicPartition]
@@ -78,6 +100,11 @@ class TransactionalProducer:
         for tp in known:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+
+def lane_id(transactional_id: str, lane: int) -> str:
+    """The transactional id of a lane: the first keeps the id itself."""
+    return transactional_id if lane == 0 else f"{transactional_id}.lane{lane}"
 
 
 def _let_go(producer: Producer) -> None:

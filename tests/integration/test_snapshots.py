@@ -24,10 +24,9 @@ from aggregates.handling import AggregateStates
 from aggregates.user.state import UserState
 from infra.config.settings import Settings
 from schemas.codec import AvroCodec
-from streams.command_processor import CommandProcessor, member_name
+from streams.command_processor import CommandProcessor, transactions
 from streams.kafka.config import admin_config, producer_config, transactional_producer_config
 from streams.kafka.topics import Topics, ensure_topics
-from streams.kafka.transactions import TransactionalProducer
 from streams.partition_takeover import rebuild_states
 from streams.snapshots.loading import HEAD_WINDOW
 from streams.snapshots.records import HEAD_KEY, Head, decider_version, encode_chunks
@@ -141,7 +140,7 @@ def decide(settings: Settings, every_events: int, commands: list[dict[str, Any]]
 def fence(settings: Settings) -> None:
     """What a restarted processor does first: fencing its transactional id also completes
     its last committed transaction (commit markers are written after commit returns)."""
-    TransactionalProducer(settings, member_name(settings)).open()
+    transactions(settings).open()
 
 
 def rebuilt(
