@@ -106,7 +106,10 @@ class NotificationWorker:
                 },
             )
         )
-        self.transaction = TransactionalProducer(settings, f"{group}.{settings.instance_id}")
+        # two lanes: back-to-back steps need not wait out the previous commit markers
+        self.transaction = TransactionalProducer(
+            settings, f"{group}.{settings.instance_id}", lanes=2
+        )
 
     def run(self, stop: threading.Event) -> None:
         self.transaction.open()  # fences our previous incarnation, aborts its transaction
