@@ -88,13 +88,15 @@ class StackCpu:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU of `pid`, its reaped children (cutime, cstime) and its live children."""
+    """CPU of `pid`, its reaped children (cutime, cstime) and its live descendants: the
+    PostgreSQL pid is its supervisor's, whose child is the postmaster, and the backends
+    that do the work are the postmaster's children."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return own + sum(cpu_seconds(child) for child in children(pid))
+    return own + sum(tree_cpu_seconds(child) for child in children(pid))
 
 
 def children(pid: int) -> list[int]:

@@ -8,6 +8,7 @@ PostgreSQL, so the ratio shows the database's share of a replay.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any
 
 from bench.environment import BenchEnvironment
 from bench.kafka_log import bulk_producer, produce_all
+from bench.notify import StackCpu
 from bench.report import Figure, Outcome, say
 from infra.config.settings import Settings
 from projections.kafka_io import assign_at, poll, projection_consumer, topic_partitions
@@ -85,6 +87,22 @@ def consume_and_decode(settings: Settings) -> tuple[int, float]:
         consumer.close()
 
 
+def stack_cpu(env: BenchEnvironment) -> StackCpu:
+    """This process (the replay runs in it), Kafka and PostgreSQL with its backends."""
+    assert env.kafka is not None and env.postgres is not None
+    pids = {"bench": os.getpid(), "kafka": env.kafka.pid(), "postgres": env.postgres.pid()}
+    return StackCpu(pids, frozenset({"postgres"}))
+
+
+def cpu_us(used: dict[str, float], events: int) -> dict[str, float]:
+    return {name: seconds / events * 1e6 for name, seconds in used.items()}
+
+
+def describe_us(per_process: dict[str, float]) -> str:
+    parts = ", ".join(f"{name} {us:.1f}" for name, us in per_process.items())
+    return f"{sum(per_process.values()):.1f} ({parts})"
+
+
 def run(env: BenchEnvironment) -> Outcome:
     settings = env.settings(NAME)
     ensure_topics(settings)
@@ -92,11 +110,15 @@ def run(env: BenchEnvironment) -> Outcome:
     say(f"replay: writing {EVENTS:,} events")
     load_seconds = write_events(settings)
     say("replay: consume+decode reference")
+    cpu = stack_cpu(env).start()
     decoded, decode_seconds = consume_and_decode(settings)
+    reference_cpu = cpu_us(cpu.used()[0], decoded)
     say("replay: replaying the users projection")
+    cpu.start()
     started = time.perf_counter()
     result = replay(settings, "users", progress=False)
     seconds = time.perf_counter() - started
+    replay_cpu = cpu_us(cpu.used()[0], result.events)
     nexus, reference = result.events / seconds, decoded / decode_seconds
     figure = Figure(
         "replay events/s (users)", "/s", nexus, reference, "consume+decode",
@@ -107,10 +129,13 @@ def run(env: BenchEnvironment) -> Outcome:
         f"replayed {result.events:,} events in {seconds:.1f} s (v{result.old_version} -> "
         f"v{result.new_version}); consume+decode {decoded:,} in {decode_seconds:.1f} s",
         f"loading {EVENTS:,} events ({USERS:,} users) took {load_seconds:.1f} s, not timed",
+        f"CPU us per event: replay {describe_us(replay_cpu)}; "
+        f"consume+decode {describe_us(reference_cpu)}",
     ]
     details = {
         "events": result.events, "replay_seconds": seconds,
         "replay_internal_per_second": result.events_per_second,
         "decoded": decoded, "decode_seconds": decode_seconds, "load_seconds": load_seconds,
+        "cpu_us_per_event": {"replay": replay_cpu, "consume_and_decode": reference_cpu},
     }  # fmt: skip
     return Outcome(NAME, [figure], notes, details)
