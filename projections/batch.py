@@ -24,7 +24,8 @@ from projections import store
 from projections.attempts import Position
 from projections.model import Event, Key, Projection
 from schemas.codec import AvroCodec, DecodeError
-from schemas.tracked_batch import unpack
+from schemas.registry import SchemaVersion
+from schemas.tracked_batch import BATCH_SCHEMA, unpack
 from streams.kafka.dead_letters import Failure, SourceMessage
 from streams.process.gc_pause import paused_gc
 
@@ -184,16 +185,16 @@ class BatchApplier:
     ) -> Iterator[tuple[SourceMessage, tuple[str, Event]]]:
         for message in messages:
             try:
-                items = batch_items(self.codec, message)
+                items = self._items(message)
             except DecodeError as error:
                 self.dead_letters.send(message, error)
                 self.undecodable += 1
                 continue
-            for item in items:
+            for item, known in items:
                 try:
                     # The header names the schema: events this projection ignores skip decoding.
                     payload = item.value()
-                    writer = self.codec.writer_schema(payload)
+                    writer = known or self.codec.writer_schema(payload)
                     name = writer.name
                     if self.projection.handles(name):
                         record = self.codec.decode(payload, writer)[1]
@@ -203,6 +204,14 @@ class BatchApplier:
                 except DecodeError as error:
                     self.dead_letters.send(item, error)
                     self.undecodable += 1
+
+    def _items(self, message: SourceMessage) -> list[tuple[SourceMessage, SchemaVersion | None]]:
+        """The message's events, each with its writer's schema when already read: a message
+        that is one event has its header read once, not twice."""
+        writer = self.codec.writer_schema(message.value())
+        if writer.name != BATCH_SCHEMA:
+            return [(message, writer)]
+        return [(item, None) for item in batch_items(self.codec, message)]
 
     def touched(self, events: list[Decoded]) -> dict[str, set[Key]]:
         keys: dict[str, set[Key]] = {}
