@@ -33,7 +33,7 @@ from gateway.outcomes import OutcomeListener
 from gateway.problems import Problem, problem_response
 from gateway.publishing import EventPublisher
 from gateway.queries import query_routes
-from gateway.rate_limits import RateLimiter, RateLimits
+from gateway.rate_limits import RateLimiter
 from gateway.services import Services
 from gateway.traces import trace_routes
 from infra.config.settings import Settings
@@ -161,13 +161,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """Outermost first. When spans are exported, the OpenTelemetry server span (continuing
-    a client's `traceparent`) wraps everything, so every answer is traced. DefaultHeaders
-    wraps the rest so refusals by the inner layers carry its headers too; CORS comes before
-    anything that may refuse, so browsers can read the refusal; RequestContext (correlation
-    id, metrics, access log) is innermost so far."""
-    layers = [Middleware(DefaultHeaders)]
+    a client's `traceparent`) wraps everything, so every answer is traced. RequestContext
+    (correlation id, rate limits, metrics, access log, default headers) is one layer, as
+    each layer costs every request; its refusals (400, 429) are logged and counted like any
+    other answer. CORS, when configured, comes before it, so browsers can read refusals,
+    inside DefaultHeaders, so its preflight answers carry them too."""
+    layers = []
     if exporting():  # its no-op spans still parse and wrap every request
-        layers.insert(0, Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]))
+        layers.append(Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"]))
     if origins := settings.allowed_origins:
         cors = Middleware(
             CORSMiddleware,
@@ -178,10 +179,8 @@ def middleware(settings: Settings) -> list[Middleware]:
             allow_credentials=False,
             max_age=600,
         )
-        layers.append(cors)
+        layers += [Middleware(DefaultHeaders), cors]
     layers.append(Middleware(RequestContext, traced=exporting()))
-    # Innermost: its 429s are logged and counted by RequestContext like any other answer.
-    layers.append(Middleware(RateLimits))
     return layers
 
 

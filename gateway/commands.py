@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,13 +13,15 @@ from starlette.routing import Route
 
 from aggregates.actor import USERS_ADMIN
 from gateway.auth import Principal
-from gateway.body import command_data, read_json
+from gateway.body import command_data, parse_json, quick_command_data, read_body
 from gateway.consistency import outcome_visible
 from gateway.dispatch import checked_id, command_record, expected_version, requested_wait
 from gateway.json_response import JSONResponse
 from gateway.outcomes import Outcome
 from gateway.problems import Problem
 from gateway.services import Services
+from schemas.registry import SchemaRegistry
+from streams.ids import new_id
 
 REJECTION_STATUS = {
     "conflict": 409,
@@ -47,6 +48,12 @@ class CommandRoute:
     @property
     def scope(self) -> str:
         return f"{self.aggregate_type}s:write"
+
+    @property
+    def quick(self) -> bool:
+        """Whether its body may be read in one msgspec pass (gateway.body.quick_command_data):
+        not where the path or the caller fill in data."""
+        return not self.path_data and self.caller_default is None
 
 
 COMMAND_ROUTES = (
@@ -95,15 +102,13 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
         services: Services = request.state.services
         principal = services.verifier.principal(request.headers.get("authorization"))
         principal.require(spec.scope)
-        body = await read_json(
-            request, services.settings.max_body_bytes, optional=spec.body_optional
-        )
-        aggregate_id, body = _aggregate_id(spec, request, body, principal)
+        raw = await read_body(request, services.settings.max_body_bytes)
+        aggregate_id, data = _command_input(spec, request, raw, services.registry, principal)
         record = command_record(
             spec.command,
             spec.aggregate_type,
             aggregate_id,
-            command_data(services.registry, spec.command, body),
+            data,
             actor=principal.subject,
             actor_scopes=principal.scopes,
             expected_version=expected_version(request.headers.get("if-match")),
@@ -123,6 +128,22 @@ def endpoint(spec: CommandRoute) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
+def _command_input(
+    spec: CommandRoute, request: Request, raw: bytes, registry: SchemaRegistry, principal: Principal
+) -> tuple[str, dict[str, Any]]:
+    """The aggregate id and the command's data, from the body and the path; the problems of
+    a body are always those of parse_json and command_data."""
+    quick = None
+    if spec.quick and raw:
+        quick = quick_command_data(registry, spec.command, raw, spec.body_id)
+    if quick is not None:
+        data, chosen = quick
+        return _id_of(spec, request, chosen, principal), data
+    body = parse_json(raw, optional=spec.body_optional)
+    aggregate_id, body = _aggregate_id(spec, request, body, principal)
+    return aggregate_id, command_data(registry, spec.command, body)
+
+
 def _aggregate_id(
     spec: CommandRoute, request: Request, body: Any, principal: Principal
 ) -> tuple[str, Any]:
@@ -133,11 +154,18 @@ def _aggregate_id(
         if spec.caller_default is not None:
             body.setdefault(spec.caller_default, principal.subject)
     if spec.id_param is not None:
-        return checked_id(request.path_params[spec.id_param], f"path:{spec.id_param}"), body
+        return _id_of(spec, request, None, principal), body
     chosen = body.pop(spec.body_id, None) if isinstance(body, dict) and spec.body_id else None
+    return _id_of(spec, request, chosen, principal), body
+
+
+def _id_of(spec: CommandRoute, request: Request, chosen: Any, principal: Principal) -> str:
+    """The path's id; else the one the body chose, or a new one."""
+    if spec.id_param is not None:
+        return checked_id(request.path_params[spec.id_param], f"path:{spec.id_param}")
     if chosen is None:
-        return _default_id(spec, principal), body
-    return checked_id(chosen, f"/{spec.body_id}"), body
+        return _default_id(spec, principal)
+    return checked_id(chosen, f"/{spec.body_id}")
 
 
 def _default_id(spec: CommandRoute, principal: Principal) -> str:
@@ -145,7 +173,7 @@ def _default_id(spec: CommandRoute, principal: Principal) -> str:
     caller is an operator creating accounts for others."""
     if spec.command == "RegisterUser" and USERS_ADMIN not in principal.scopes:
         return checked_id(principal.subject, "/user_id")
-    return str(uuid.uuid4())
+    return new_id()
 
 
 def _answer(

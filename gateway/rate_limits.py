@@ -2,9 +2,10 @@
 
 The caller is the token's subject, or the client address for a request without a valid
 token. The classes, policies and header fields are data in gateway/rate_policies.py.
-One ASGI middleware, RateLimits, charges each request one unit before its endpoint runs, and
-adds `RateLimit-Policy` to the answer; over budget it answers 429 problem+json with
-`Retry-After` and `RateLimit` (what is left, and when the window ends) itself. An ingest
+The gateway's one middleware (gateway.middleware.RequestContext) calls `admit`, which charges
+each request one unit before its endpoint runs; the answer then carries `RateLimit-Policy`.
+Over budget it answers 429 problem+json with `Retry-After` and `RateLimit` (what is left, and
+when the window ends) itself. An ingest
 batch then costs one unit per event (`charge_total`, called once its events are counted).
 
 Concurrency caps bound what a caller holds open at once in one gateway process: SSE streams
@@ -30,10 +31,10 @@ from limits.errors import StorageError
 from limits.storage import StorageTypes, storage_from_string
 from prometheus_client import Counter
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from gateway.auth import TokenVerifier
-from gateway.problems import Problem, problem_response
+from gateway.problems import Problem
 from gateway.rate_policies import (
     AFTER_WAITS,
     ANONYMOUS,
@@ -115,6 +116,13 @@ class Admission:
     cap: ConcurrencyCap | None
     remaining: int | None = None  # known after a refusal only
     reset_in: int = 0
+    holding: bool = False  # its cap is taken, until `release`
+
+    def release(self) -> None:
+        if self.holding:
+            self.holding = False
+            assert self.cap is not None
+            self.cap.release(self.key)
 
     def fields(self) -> list[tuple[bytes, bytes]]:
         fields = [(b"ratelimit-policy", self.policy.field.encode())]
@@ -208,9 +216,22 @@ class RateLimiter:
         admission.reset_in = max(math.ceil(stats.reset_time - time.time()), 0)
         raise admission.refusal()
 
+    async def admit(self, scope: Scope) -> Admission | None:
+        """Charges an `/api/v1` request one unit and takes its cap; None when not limited.
+        The admission is in scope state before any refusal, so a 429 carries its fields."""
+        if not self.enabled or not scope["path"].startswith(API_PREFIX):
+            return None
+        rule = ROUTES.rule(scope["method"], scope["path"])
+        admission = scope["state"]["rate_limit"] = self.admission(scope, rule)
+        await self.charge(admission, 1)
+        if admission.cap is not None:
+            admission.cap.acquire(admission.key)
+            admission.holding = True
+        return admission
+
     async def charge_total(self, request: Request, cost: int) -> None:
         """Charges the rest of a request costing `cost` units in all (an ingest batch: one per
-        event), RateLimits having charged one; 413 if the whole limit is less than `cost`."""
+        event), `admit` having charged one; 413 if the whole limit is less than `cost`."""
         admission: Admission | None = getattr(request.state, "rate_limit", None)
         if admission is None:  # limits are off
             return
@@ -236,40 +257,3 @@ def _credentials(scope: Scope, rule: RouteRule) -> str | None:
         if name == b"authorization":
             return str(value.decode("latin-1"))
     return None
-
-
-class RateLimits:
-    """Pure ASGI middleware: charges each `/api/v1` request before its endpoint runs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        services = scope.get("state", {}).get("services")
-        limiter: RateLimiter | None = getattr(services, "rate_limits", None)
-        if scope["type"] != "http" or limiter is None or not limiter.enabled:
-            await self.app(scope, receive, send)
-            return
-        if not scope["path"].startswith(API_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        rule = ROUTES.rule(scope["method"], scope["path"])
-        admission = scope["state"]["rate_limit"] = limiter.admission(scope, rule)
-
-        async def send_with_fields(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *admission.fields()]
-            await send(message)
-
-        try:
-            await limiter.charge(admission, 1)
-            if admission.cap is not None:
-                admission.cap.acquire(admission.key)
-        except Problem as refused:
-            await problem_response(refused, scope["path"])(scope, receive, send_with_fields)
-            return
-        try:
-            await self.app(scope, receive, send_with_fields)
-        finally:
-            if admission.cap is not None:
-                admission.cap.release(admission.key)

@@ -7,8 +7,8 @@ one of them, in C. It takes only items that the full rules (schemas.tracking) wo
 the same values, and refuses anything else by raising: aliases, unplanned types, every kind
 of mistake. A refused item is then parsed again and checked field by field, which names its
 errors, so what is accepted and what is answered do not depend on this module.
-Covered in `data`: strings (with `maxLength`), ints, longs, booleans, each possibly in a
-union with null; a type with anything else in its `data` is left to the full rules.
+What `data` may hold to be covered is schemas.json_structs'; a type with anything else in
+its `data` is left to the full rules.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-Limit = msgspec.Meta
-_INT_BOUND = {"int": 2**31, "long": 2**63}
+from schemas.json_structs import Limit, data_struct
 
 
 class ItemDecoder:
@@ -28,7 +27,7 @@ class ItemDecoder:
     def __init__(self, data_schemas: Mapping[str, Any], limits: Mapping[str, int]) -> None:
         structs = {}
         for name, schema in data_schemas.items():
-            data = _data_struct(name, schema)
+            data = data_struct(name, schema)
             if data is not None:
                 structs[_item_struct(name, data, limits)] = name
         self.types: dict[type, str] = structs  # Struct -> the planned type it stands for
@@ -65,35 +64,3 @@ def _item_struct(name: str, data: type, limits: Mapping[str, int]) -> type:
         f"Tracked_{name}", fields, tag_field="type", tag=name,
         forbid_unknown_fields=True, kw_only=True,
     )  # fmt: skip
-
-
-def _data_struct(name: str, schema: Any) -> type | None:
-    if not isinstance(schema, dict) or schema.get("type") != "record":
-        return None
-    fields: list[Any] = []
-    for field in schema["fields"]:
-        kind = _kind(field["type"])
-        if kind is None:
-            return None
-        default = (field["default"],) if "default" in field else ()
-        fields.append((field["name"], kind, *default))
-    return msgspec.defstruct(f"Data_{name}", fields, forbid_unknown_fields=True, kw_only=True)
-
-
-def _kind(schema: Any) -> Any:
-    """The msgspec type of a field, or None when schemas.json_input's rules may differ."""
-    if isinstance(schema, list):
-        if len(schema) != 2 or "null" not in schema:
-            return None
-        other = _kind(schema[1 - schema.index("null")])
-        return None if other is None else other | None
-    kind = schema if isinstance(schema, str) else schema.get("type")
-    if kind == "string":
-        longest = schema.get("maxLength") if isinstance(schema, dict) else None
-        return str if longest is None else Annotated[str, Limit(max_length=longest)]
-    if kind in _INT_BOUND:
-        bound = _INT_BOUND[kind]
-        return Annotated[int, Limit(ge=-bound, le=bound - 1)]
-    if kind == "boolean":
-        return bool
-    return None

@@ -26,7 +26,7 @@ from gateway.app import middleware
 from gateway.auth import MAX_TOKEN_CHARS, TokenVerifier
 from gateway.dispatch import checked_id, expected_version
 from gateway.input_bounds import MAX_JSON_DEPTH, ascii_int, json_refusal, query_limit
-from gateway.middleware import DefaultHeaders, RequestContext
+from gateway.middleware import RequestContext
 from gateway.problems import Problem
 from infra.cli.tools import token
 from infra.config.settings import Settings
@@ -230,7 +230,7 @@ async def _cached(request: Request) -> Response:
 def toy_client() -> httpx.AsyncClient:
     app = Starlette(
         routes=[Route("/hello", _hello), Route("/cached", _cached)],
-        middleware=[Middleware(DefaultHeaders), Middleware(RequestContext)],
+        middleware=[Middleware(RequestContext)],
     )
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 

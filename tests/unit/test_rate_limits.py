@@ -20,8 +20,9 @@ from starlette.types import Receive, Scope, Send
 from gateway.app import create_app
 from gateway.auth import TokenVerifier
 from gateway.commands import COMMAND_ROUTES
+from gateway.middleware import RequestContext
 from gateway.problems import Problem, problem_response
-from gateway.rate_limits import ConcurrencyCap, RateLimiter, RateLimits
+from gateway.rate_limits import ConcurrencyCap, RateLimiter
 from gateway.rate_policies import (
     ROUTE_RULES,
     ROUTES,
@@ -162,7 +163,7 @@ def scope_of(method: str, path: str, token: str | None) -> dict[str, Any]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    """A small app behind RateLimits, with a command route and a batch route."""
+    """A small app behind the gateway's middleware, with a command route and a batch route."""
     limits = settings(rate_limit_commands="2/minute", rate_limit_ingest="10/minute")
     limiter = RateLimiter(limits, verifier())
 
@@ -183,7 +184,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         Route("/healthz", ok),
     ]
     app = Starlette(
-        routes=routes, middleware=[Middleware(RateLimits)], exception_handlers={Problem: problem}
+        routes=routes,
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={Problem: problem},
     )
 
     async def with_services(scope: Scope, receive: Receive, send: Send) -> None:
