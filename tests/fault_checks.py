@@ -17,7 +17,7 @@ from stack import ServiceProcess
 from test_fault_kill import fold, read_models
 from topic_reading import read_topic
 from tracked_events import configured_grace_s, minute_counts, rollup_counts
-from webhook_sink import SinkLog
+from webhook_sink import Receipt, SinkLog
 
 from infra.config.settings import Settings
 
@@ -76,6 +76,11 @@ def wait_healed(
         time.sleep(1)
 
 
+def described(wrong: dict[str, str]) -> str:
+    """What is still wrong, whole: pytest shortens the repr of a dict message, not a str."""
+    return "\n".join(f"{name}: {problem}" for name, problem in wrong.items())
+
+
 def commands_problem(settings: Settings, accepted: list[str], aggregates: int) -> str:
     """Every 202-answered command decided exactly once; no duplicate event; versions
     contiguous; the read models equal a fold of the events topic."""
@@ -117,8 +122,13 @@ def _only(models: Models, aggregates: set[str]) -> Models:
     )
 
 
-def sagas(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    streams: dict[str, list[dict[str, Any]]] = {}
+Sagas = dict[str, list[dict[str, Any]]]  # saga id -> its events' records, in order
+# How sagas/adapters/webhook.py words a failure whose answer it never read.
+UNREAD = ("timeout:", "connection error:")
+
+
+def sagas(settings: Settings) -> Sagas:
+    streams: Sagas = {}
     for stored in read_topic(settings, settings.topic("notifications")):
         if stored.record["aggregate_type"] == "notification":
             streams.setdefault(stored.record["aggregate_id"], []).append(stored.record)
@@ -134,8 +144,8 @@ def ledger(settings: Settings) -> dict[str, str]:
 
 def notifications_problem(settings: Settings, ids: list[str], sink: SinkLog) -> str:
     """Every saga ended exactly once with contiguous versions; no attempt reached the sink
-    twice; every delivered (notification, channel) was received exactly once; the ledger
-    agrees with what the sink saw."""
+    twice; every delivered (notification, channel) was received exactly once by a receiver
+    that deduplicates on its Idempotency-Key; the ledger agrees with what the sink saw."""
     streams = sagas(settings)
     for saga_id in ids:
         events = streams.get(saga_id, [])
@@ -147,7 +157,6 @@ def notifications_problem(settings: Settings, ids: list[str], sink: SinkLog) -> 
     per_attempt = Counter(r.key for r in receipts)
     if twice := [k for k, n in per_attempt.items() if n > 1 or k is None]:
         return f"attempts received twice: {twice[:3]}"
-    accepted = Counter(r.key.rsplit("/", 1)[0] for r in receipts if r.status == 200 and r.key)
     delivered = {
         f"{saga_id}/{e['data']['channel']}"
         for saga_id in ids
@@ -155,11 +164,11 @@ def notifications_problem(settings: Settings, ids: list[str], sink: SinkLog) -> 
         if e["type"] == "notification.delivered"
     }
     rows = ledger(settings)
-    if wrong := [pair for pair in delivered if accepted[pair] != 1]:
+    if wrong := [pair for pair in delivered if not _received_once(pair, receipts, streams)]:
         pair = wrong[0]
         seen = [(r.key, r.status) for r in receipts if r.key and r.key.startswith(pair)]
         kept = {key: status for key, status in rows.items() if key.startswith(pair)}
-        story = [e["type"] for e in streams[pair.split("/")[0]]]
+        story = [(e["type"], e["data"].get("error")) for e in streams[pair.split("/")[0]]]
         return f"{len(wrong)} delivered but not received exactly once: {pair} {seen} {kept} {story}"
     statuses = {r.key: r.status for r in receipts if r.key is not None}
     if unknown := set(statuses) - set(rows):
@@ -170,6 +179,24 @@ def notifications_problem(settings: Settings, ids: list[str], sink: SinkLog) -> 
         if status not in ("delivered", "failed", "in_doubt"):
             return f"{key} left {status}"
     return ""
+
+
+def _received_once(pair: str, receipts: list[Receipt], streams: Sagas) -> bool:
+    """One accepted receipt for the delivery, as a receiver deduplicating on its
+    Idempotency-Key counts them: more arrive only after an attempt whose answer the sender
+    never read (a timeout, a broken connection), and that one failed retryably."""
+    saga_id, channel = pair.split("/")
+    unread = {
+        f"{pair}/{e['data']['attempt']}"
+        for e in streams[saga_id]
+        if e["type"] == "notification.attempt_failed"
+        and e["data"]["channel"] == channel
+        and str(e["data"]["error"]).startswith(UNREAD)
+    }
+    accepted = [r for r in receipts if r.status == 200 and r.key and r.key.startswith(f"{pair}/")]
+    if any(r.idempotency_key != pair for r in accepted):
+        return False
+    return len([r for r in accepted if r.key not in unread]) == 1
 
 
 def rollups_problem(settings: Settings, sent: list[str], resent: Collection[str]) -> str:

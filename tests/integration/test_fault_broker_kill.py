@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTIFACTS, KafkaClusterFactory, isolated_settings
-from fault_checks import restarts, supervised_stack, wait_healed
+from fault_checks import described, restarts, supervised_stack, wait_healed
 from fault_loads import Loads
 from stack import prepared
 from test_kafka_supervision import wait_for_new_jvm
@@ -90,5 +90,5 @@ def test_a_sigkilled_broker_restarted_by_its_supervisor_heals_by_itself(
     assert not is_alive(jvm)
     assert broker.pid() == supervisor, "the supervisor itself must stay"
     assert broker.log_file.read_text(errors="replace").count("supervise: ") == 1
-    assert not wrong, wrong
+    assert not wrong, described(wrong)
     assert started_again["gateway"] == 0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import isolated_settings
-from fault_checks import restarts, supervised_stack, wait_healed
+from fault_checks import described, restarts, supervised_stack, wait_healed
 from fault_loads import Loads
 from stack import prepared
 from webhook_sink import webhook_sink
@@ -83,5 +83,5 @@ def test_a_broker_paused_for_20s_heals_by_itself(
         seconds = {name: round(after) for name, after in healed.items()}
         print(f"\nbroker pause: {loads.summary()}; healed (s after the resume) {seconds};"
               f" restarts {started_again}")  # fmt: skip
-        assert not wrong, wrong
+        assert not wrong, described(wrong)
         assert started_again["gateway"] == 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import isolated_settings
-from fault_checks import restarts, supervised_stack, wait_healed
+from fault_checks import described, restarts, supervised_stack, wait_healed
 from fault_loads import Loads
 from stack import prepared
 from webhook_sink import webhook_sink
@@ -86,4 +86,4 @@ def test_postgres_killed_mid_stream_heals_by_itself(
         seconds = {name: round(after) for name, after in healed.items()}
         print(f"\npostgres kill: back after {back - killed:.0f}s; {loads.summary()}; healed"
               f" (s after it was back) {seconds}; restarts {started_again}")  # fmt: skip
-        assert not wrong, wrong
+        assert not wrong, described(wrong)
