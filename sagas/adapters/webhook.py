@@ -64,9 +64,13 @@ class WebhookSender:
         transport: httpx.BaseTransport | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """`transport` replaces the pinned one (tests); `ssl_context`, the default CAs."""
+        """`transport` replaces the pinned one (tests); `ssl_context`, the default CAs.
+
+        One SSL context serves every thread's client: building one loads the CA bundle,
+        tens of ms under the GIL, and 32 senders starting at once (after a restart) did
+        that inside their first attempt's time limit."""
         self._user_agent, self._transport = user_agent, transport
-        self._ssl_context = ssl_context
+        self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._lock = threading.Lock()
