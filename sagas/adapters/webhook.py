@@ -67,8 +67,8 @@ class WebhookSender:
         """`transport` replaces the pinned one (tests); `ssl_context`, the default CAs.
 
         One SSL context serves every thread's client: building one loads the CA bundle,
-        tens of ms under the GIL, and 32 senders starting at once (after a restart) did
-        that inside their first attempt's time limit."""
+        tens of ms under the GIL, and every sender starting at once (after a restart) did
+        that inside its first attempt's time limit."""
         self._user_agent, self._transport = user_agent, transport
         self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
         self._local = threading.local()
